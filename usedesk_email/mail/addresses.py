@@ -1,0 +1,79 @@
+"""Addresses and header text for outgoing letters, safe against header injection.
+
+Subjects, display names and addresses of a reply come from inbound mail, so they are
+hostile input. Python's `email` package decodes RFC 2047 encoded words whenever a header
+is set from a str (even inside a word: ``x=?utf-8?q?=0D=0A?=``), so an encoded CR LF
+becomes a real line break and thus an extra header. `header_text` therefore decodes with
+that very parser until nothing decodes any more and turns every control character into a
+space: what is set is exactly what the reader sees, on one line.
+
+Addresses are strict rather than clever, because a wrong address fails late and far
+away (a bounce days later) while a refused one is fixed by the agent at once:
+- one ``@``, a dot-atom local part of printable ASCII (no quoted local parts, no
+  whitespace, no ``=?``); a non-ASCII local part would need SMTPUTF8, which many servers
+  lack, so it is refused with `ComposeError` rather than sent and bounced;
+- the domain is IDNA-encoded with the standard library's codec (IDNA 2003, as mail
+  clients still do) and must have at least two labels of letters, digits and hyphens.
+"""
+
+import re
+from email import policy
+from email.headerregistry import Address as HeaderAddress
+
+from usedesk_email.mail.errors import ComposeError
+from usedesk_email.mail.message import Address
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_SPACES = re.compile(r"\s+")
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_DECODE_ROUNDS = 5
+
+
+def header_text(value: str) -> str:
+	"""One line of plain text for a header, with RFC 2047 words decoded (also nested ones)."""
+	text = _CONTROL.sub(" ", value or "")
+	for _ in range(_DECODE_ROUNDS):
+		decoded = _CONTROL.sub(" ", str(policy.SMTP.header_factory("Subject", text)))
+		if decoded == text:
+			break
+		text = decoded
+	return _SPACES.sub(" ", text).strip()
+
+
+def idna_domain(domain: str, shown: str | None = None) -> str:
+	"""The ASCII (IDNA) form of a mail domain, lower-cased; `shown` names it in errors."""
+	shown = domain if shown is None else shown
+	try:
+		ascii_domain = domain.strip().rstrip(".").encode("idna").decode("ascii").lower()
+	except UnicodeError:
+		raise ComposeError(f"invalid address {shown!r}: the domain cannot be IDNA-encoded")
+	labels = ascii_domain.split(".")
+	if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or len(ascii_domain) > 253:
+		raise ComposeError(f"invalid address {shown!r}: {domain!r} is not a mail domain")
+	return ascii_domain
+
+
+def normalize_email(value: str) -> str:
+	"""The address as it goes into RCPT TO and headers: ASCII local part, IDNA domain."""
+	email = (value or "").strip()
+	if not email:
+		raise ComposeError("invalid address '': the address is empty")
+	if _CONTROL.search(email) or _SPACES.search(email):
+		raise ComposeError(f"invalid address {value!r}: it contains spaces or line breaks")
+	local, at, domain = email.rpartition("@")
+	if not at or not local or not domain:
+		raise ComposeError(f"invalid address {value!r}: it needs a name, '@' and a domain")
+	if not local.isascii():
+		raise ComposeError(
+			f"invalid address {value!r}: a non-ASCII name before '@' needs SMTPUTF8, which is not supported"
+		)
+	if "@" in local or "=?" in local or len(local) > 64 or not _LOCAL_PART.match(local):
+		raise ComposeError(f"invalid address {value!r}: the part before '@' is not allowed")
+	return f"{local}@{idna_domain(domain, shown=value)}"
+
+
+def header_address(address: Address) -> HeaderAddress:
+	"""A To/From address: validated addr-spec and a one-line display name (RFC 2047 on output)."""
+	local, _, domain = normalize_email(address.email).rpartition("@")
+	return HeaderAddress(display_name=header_text(address.name), username=local, domain=domain)

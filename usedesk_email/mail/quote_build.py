@@ -1,0 +1,118 @@
+"""The quoted history under a reply: "On <date>, <sender> wrote:" and the message, newest first.
+
+Each earlier message gets its own attribution line and ``<blockquote type="cite">`` (HTML)
+or ``> `` lines (text), flat rather than nested, newest first, so the latest context is
+at the top where a client reads it. The history comes from inbound mail, so its HTML is
+run through the engine's sanitiser again (scripts and handlers never travel back out).
+
+Clipping keeps letters small and servers happy: at most `QUOTE_MAX_MESSAGES` (10)
+messages, and only as many as fit in `QUOTE_MAX_BYTES` (64 KiB) of quoted HTML and as
+many of quoted text; older ones are left out whole. The newest message is always quoted;
+if it alone is over the budget, its text is quoted (in both parts), cut at half the
+budget. Whenever something was left out, a note says that older history is not quoted
+(the whole conversation stays in the ticket).
+
+Pass each message's own part (without the history it quoted itself) where the inbound
+splitter found it, or the quote repeats the conversation within itself.
+
+Dates are written in UTC with English month names, independent of the server locale.
+"""
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import html2text
+
+from usedesk_email.mail.message import Address
+from usedesk_email.mail.sanitize import sanitise_html
+
+QUOTE_MAX_MESSAGES = 10
+QUOTE_MAX_BYTES = 64 * 1024
+CLIPPED_NOTE = "Older messages of this conversation are not quoted."
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class QuotedMessage:
+	sender: Address
+	date: datetime  # UTC; a naive value is taken as UTC
+	text: str = ""
+	html: str = ""  # as stored (sanitised again here)
+
+
+@dataclass(frozen=True)
+class Quote:
+	html: str
+	text: str
+	clipped: bool
+
+
+def build_quote(history: Sequence[QuotedMessage]) -> Quote:
+	"""The quote of `history` (any order), newest first, clipped as the module says."""
+	ordered = sorted(history, key=lambda m: _utc(m.date), reverse=True)
+	html_parts: list[str] = []
+	text_parts: list[str] = []
+	html_used = text_used = 0
+	clipped = len(ordered) > QUOTE_MAX_MESSAGES
+	for index, message in enumerate(ordered[:QUOTE_MAX_MESSAGES]):
+		text = message.text.strip() or html_to_text(message.html)
+		body = sanitise_html(message.html) if message.html.strip() else text_to_html(text)
+		if html_used + _size(body) > QUOTE_MAX_BYTES or text_used + _size(text) > QUOTE_MAX_BYTES:
+			clipped = True
+			if index:
+				break
+			text = _cut(text, QUOTE_MAX_BYTES // 2)
+			body = text_to_html(text)
+		attribution = f"On {_when(message.date)}, {message.sender} wrote:"
+		html_parts.append(
+			f'<div class="usedesk-quote"><p>{html.escape(attribution)}</p>'
+			f'<blockquote type="cite" style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">'
+			f"{body}</blockquote></div>"
+		)
+		text_parts.append(f"{attribution}\n{quote_lines(text)}")
+		html_used += _size(body)
+		text_used += _size(text)
+	if clipped:
+		html_parts.append(f'<p class="usedesk-quote-clipped"><i>{CLIPPED_NOTE}</i></p>')
+		text_parts.append(f"[{CLIPPED_NOTE}]")
+	return Quote(html="\n".join(html_parts), text="\n\n".join(text_parts), clipped=clipped)
+
+
+def quote_lines(text: str) -> str:
+	"""Text quoted the way mail clients do: "> " before each line, ">" before empty ones."""
+	return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
+
+
+def html_to_text(value: str) -> str:
+	"""The text part of HTML we send: unwrapped lines (mail clients wrap), links kept inline."""
+	converter = html2text.HTML2Text()
+	converter.body_width = 0
+	converter.ignore_images = True
+	converter.ignore_emphasis = True
+	return converter.handle(value or "").strip()
+
+
+def text_to_html(text: str) -> str:
+	"""Plain text shown as HTML with its line breaks, escaped."""
+	return "<br>\n".join(html.escape(line) for line in text.splitlines())
+
+
+def _cut(text: str, limit: int) -> str:
+	"""At most about `limit` UTF-8 bytes of text, marked as cut."""
+	return text.encode()[:limit].decode(errors="ignore").rstrip() + " [...]"
+
+
+def _size(text: str) -> int:
+	return len(text.encode())
+
+
+def _utc(value: datetime) -> datetime:
+	return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _when(value: datetime) -> str:
+	d = _utc(value)
+	return f"{_DAYS[d.weekday()]}, {d.day} {_MONTHS[d.month - 1]} {d.year} at {d:%H:%M} UTC"
