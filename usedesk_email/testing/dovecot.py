@@ -1,0 +1,524 @@
+"""A real Dovecot IMAP server on 127.0.0.1 for tests and the demo command.
+
+Tests of the mail engine must run against a real server, not a mock, so this starts
+Dovecot (2.3) from a generated config in a directory of its own. It needs root (Dovecot
+switches the mail processes to the uid of ``nobody``) and the ``dovecot-imapd`` and
+``openssl`` packages; nothing else on the machine is touched.
+
+Usage::
+
+        with DovecotServer(users={"alice": "secret"}) as server:
+            server.deliver("alice", raw_bytes)  # unread
+            server.deliver("alice", other, seen=True)  # read
+            server.flags("alice")  # {1: set(), 2: {"\\Seen"}}
+
+Listeners, all on ``host`` (127.0.0.1) and on free ports picked at start:
+
+- ``plain_port``: plain IMAP that offers STARTTLS (plain-text login is allowed too);
+- ``ssl_port``: IMAP over TLS (imaps);
+- ``no_tls_port``: plain IMAP that does NOT offer STARTTLS. Dovecot 2.3 advertises
+  STARTTLS on every plain listener once ``ssl`` is on, so this is a second Dovecot
+  instance with ``ssl = no`` sharing the same users and Maildirs.
+
+TLS uses a throwaway CA made with the openssl CLI; ``ca_file`` is its certificate, for a
+client to trust. The server certificate names ``127.0.0.1`` and ``localhost``.
+
+Users live in passwd-files (one per user, plain passwords) and mail in
+``<root>/mail/<user>/Maildir``. ``deliver`` writes straight into the Maildir, so a backlog
+of thousands of messages is filled in seconds.
+
+``stop`` (or leaving the ``with`` block) ends every Dovecot process it started; each
+instance runs in a process group of its own (``process_groups``), which a test can check
+with ``pgrep -g``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from imapclient import IMAPClient
+
+from usedesk_email.testing.certificates import Certificates, make_certificates
+from usedesk_email.testing.ports import HOST, free_port
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+# Unix sockets live under base_dir; their paths must stay below the kernel's 108 bytes.
+MAX_BASE_DIR = 70
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,63}$")
+
+
+class DovecotError(RuntimeError):
+	"""The test server could not be set up, started or used."""
+
+
+class Mailbox(NamedTuple):
+	"""One test user on a running server: what a test needs to log in."""
+
+	server: DovecotServer
+	user: str
+	password: str
+
+
+@dataclass
+class _Instance:
+	"""One Dovecot master process with its own config, runtime dir and log."""
+
+	name: str
+	root: Path
+	ssl: bool
+	process: subprocess.Popen | None = field(default=None, repr=False)
+
+	@property
+	def config(self) -> Path:
+		return self.root / f"{self.name}.conf"
+
+	@property
+	def base_dir(self) -> Path:
+		return self.root / f"run-{self.name}"
+
+	@property
+	def state_dir(self) -> Path:
+		return self.root / f"state-{self.name}"
+
+	@property
+	def log(self) -> Path:
+		return self.root / f"{self.name}.log"
+
+	@property
+	def stderr(self) -> Path:
+		return self.root / f"{self.name}.stderr"
+
+
+class DovecotServer:
+	"""A running Dovecot with a STARTTLS, an SSL and a no-STARTTLS listener (see module doc).
+
+	``root``: the directory for config, runtime files, logs and mail. When omitted, a fresh
+	directory under the system temp dir is made and removed again by ``stop``. A given
+	directory is kept; it and its parents must be traversable by ``nobody``.
+	``users``: user name -> password, created at start (``add_user`` adds more later).
+	"""
+
+	host = HOST
+
+	def __init__(self, root: Path | str | None = None, users: Mapping[str, str] | None = None) -> None:
+		self._own_root = root is None
+		self.root = Path(root) if root is not None else None
+		self._users: dict[str, str] = {}
+		self._initial_users = dict(users or {})
+		self._instances: list[_Instance] = []
+		self._certificates: Certificates | None = None
+		self._lock = threading.Lock()
+		self._sequence = itertools.count(1)
+		self.plain_port = 0
+		self.ssl_port = 0
+		self.no_tls_port = 0
+		self._uid, self._gid = _mail_ids()
+
+	def __enter__(self) -> DovecotServer:
+		return self.start()
+
+	def __exit__(self, *exc_info: object) -> None:
+		self.stop()
+
+	# -- paths -------------------------------------------------------------
+
+	@property
+	def ca_file(self) -> Path:
+		"""The CA certificate that signed the server's certificate: give it to a client to trust."""
+		return self._require_certificates().ca_file
+
+	@property
+	def passwd_dir(self) -> Path:
+		return self._require_root() / "users"
+
+	@property
+	def log_files(self) -> list[Path]:
+		return [instance.log for instance in self._instances]
+
+	@property
+	def process_groups(self) -> list[int]:
+		"""Process-group ids of the running instances (each Dovecot master leads its own group)."""
+		return [i.process.pid for i in self._instances if i.process is not None]
+
+	def maildir(self, user: str) -> Path:
+		return self._require_root() / "mail" / user / "Maildir"
+
+	# -- lifecycle -------------------------------------------------------------
+
+	def start(self) -> DovecotServer:
+		if os.geteuid() != 0:
+			raise DovecotError(
+				"the test Dovecot must be started as root (it switches mail processes to 'nobody')"
+			)
+		if shutil.which("dovecot") is None or shutil.which("openssl") is None:
+			raise DovecotError("the test Dovecot needs the 'dovecot-imapd' and 'openssl' packages installed")
+		if self._instances:
+			raise DovecotError("this Dovecot is already started")
+		if self.root is None:
+			self.root = Path(tempfile.mkdtemp(prefix="usedesk-dovecot-"))
+		try:
+			self._prepare_root()
+			for name, password in self._initial_users.items():
+				self.add_user(name, password)
+			self._launch_with_retries()
+		except BaseException:
+			self.stop()
+			raise
+		return self
+
+	def stop(self) -> None:
+		"""End every process this server started and wait until they are gone."""
+		_terminate(self._instances)
+		self._instances = []
+		if self._own_root and self.root is not None:
+			shutil.rmtree(self.root, ignore_errors=True)
+			self.root = None
+
+	# -- users and mail -------------------------------------------------------
+
+	def add_user(self, name: str, password: str) -> None:
+		"""Create a user with an empty INBOX; works while the server runs."""
+		if not _USER_NAME.match(name):
+			raise DovecotError(f"user name {name!r} is not allowed here (letters, digits, . _ + @ -)")
+		if not password or any(c in password for c in ":\r\n"):
+			raise DovecotError("a test password must be non-empty without ':' or line breaks")
+		self._write_passwd(name, password)
+		self._users[name] = password
+		for sub in ("cur", "new", "tmp"):
+			_make_dir(self.maildir(name) / sub, self._uid, self._gid)
+
+	def new_mailbox(self, prefix: str = "user") -> Mailbox:
+		"""A fresh user with a random password, so each test starts from an empty INBOX."""
+		user = f"{prefix}-{secrets.token_hex(6)}"
+		password = secrets.token_urlsafe(12)
+		self.add_user(user, password)
+		return Mailbox(self, user, password)
+
+	def password(self, user: str) -> str:
+		try:
+			return self._users[user]
+		except KeyError:
+			raise DovecotError(f"no test user {user!r} on this server") from None
+
+	def deliver(self, user: str, raw: bytes, *, seen: bool = False) -> None:
+		"""Put one message into the user's INBOX, unread by default.
+
+		Written straight into the Maildir (tmp/ then renamed into new/, or into cur/ with
+		the S flag when ``seen``); Dovecot picks it up on the next sync. Messages get UIDs
+		in delivery order because the file names sort in that order.
+		"""
+		self.password(user)
+		maildir = self.maildir(user)
+		with self._lock:
+			sequence = next(self._sequence)
+		name = f"{int(time.time())}.M{sequence}P{os.getpid()}.usedesk,S={len(raw)}"
+		temporary = maildir / "tmp" / name
+		descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+		try:
+			os.fchown(descriptor, self._uid, self._gid)
+			view = memoryview(raw)
+			while view:
+				view = view[os.write(descriptor, view) :]
+		finally:
+			os.close(descriptor)
+		target = maildir / "cur" / f"{name}:2,S" if seen else maildir / "new" / name
+		os.rename(temporary, target)
+
+	def flags(self, user: str) -> dict[int, set[str]]:
+		"""Each message's flags by UID, read over a fresh IMAP connection (EXAMINE, read-only).
+
+		``\\Recent`` is left out: it only says which session saw a message first.
+		"""
+		with self._client(user) as client:
+			info = client.select_folder("INBOX", readonly=True)
+			if not info.get(b"EXISTS"):
+				return {}
+			response = client.fetch("1:*", ["FLAGS"])
+		return {
+			int(uid): {_text(flag) for flag in data[b"FLAGS"]} - {"\\Recent"}
+			for uid, data in response.items()
+			if b"FLAGS" in data
+		}
+
+	def uidvalidity(self, user: str) -> int:
+		with self._client(user) as client:
+			return int(client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"])
+
+	def reset_uidvalidity(self, user: str) -> None:
+		"""Make Dovecot give the INBOX a new UIDVALIDITY while keeping its messages and flags.
+
+		Removes the uid list and the indexes; Dovecot rebuilds them on the next access
+		and hands out the next UIDVALIDITY from its counter, so the value always changes.
+		Call it while no client has the mailbox selected.
+		"""
+		maildir = self.maildir(user)
+		for pattern in ("dovecot-uidlist*", "dovecot.index*", "dovecot.list.index*"):
+			for path in maildir.glob(pattern):
+				path.unlink()
+
+	def clear(self, user: str) -> None:
+		"""Delete every message of the user's INBOX (UIDVALIDITY stays)."""
+		maildir = self.maildir(user)
+		for sub in ("new", "cur", "tmp"):
+			for path in (maildir / sub).iterdir():
+				path.unlink()
+
+	# -- internals -------------------------------------------------------------
+
+	def _require_root(self) -> Path:
+		if self.root is None:
+			raise DovecotError("the test Dovecot is not started")
+		return self.root
+
+	def _require_certificates(self) -> Certificates:
+		if self._certificates is None:
+			raise DovecotError("the test Dovecot is not started")
+		return self._certificates
+
+	def _client(self, user: str) -> IMAPClient:
+		client = IMAPClient(self.host, self.plain_port, ssl=False, timeout=30)
+		client.login(user, self.password(user))
+		return client
+
+	def _prepare_root(self) -> None:
+		root = self._require_root()
+		root.mkdir(parents=True, exist_ok=True)
+		root.chmod(0o755)
+		_check_reachable(root)
+		if len(str(root)) + len("/run-notls") > MAX_BASE_DIR:
+			raise DovecotError(f"{root} is too long a path for Dovecot's sockets; use a shorter directory")
+		_make_dir(root / "mail", self._uid, self._gid)
+		self._certificates = make_certificates(root / "tls")
+		self.passwd_dir.mkdir(mode=0o755, exist_ok=True)
+		self._instances = [_Instance("tls", root, ssl=True), _Instance("notls", root, ssl=False)]
+
+	def _write_passwd(self, name: str, password: str) -> None:
+		"""One passwd-file per user: Dovecot reads a new file at once, while it rechecks a
+		changed file at most once a second (a user added just before a login would fail)."""
+		passwd = self.passwd_dir / f"{name}.passwd"
+		temporary = passwd.with_suffix(".tmp")
+		temporary.write_text(f"{name}:{{PLAIN}}{password}::::::\n")
+		temporary.chmod(0o644)
+		temporary.replace(passwd)
+
+	def _launch_with_retries(self, attempts: int = 3) -> None:
+		"""Start both instances; new ports are picked if another process took one meanwhile."""
+		for attempt in range(1, attempts + 1):
+			self.plain_port, self.ssl_port, self.no_tls_port = _distinct_free_ports(3)
+			try:
+				for instance in self._instances:
+					self._launch(instance)
+				return
+			except DovecotError:
+				_terminate(self._instances)
+				if attempt == attempts:
+					raise
+
+	def _launch(self, instance: _Instance) -> None:
+		for directory in (instance.base_dir, instance.state_dir):
+			directory.mkdir(exist_ok=True)
+		instance.config.write_text(self._render_config(instance))
+		with open(instance.stderr, "wb") as stderr:
+			instance.process = subprocess.Popen(
+				["dovecot", "-F", "-c", str(instance.config)],
+				stdin=subprocess.DEVNULL,
+				stdout=stderr,
+				stderr=subprocess.STDOUT,
+				start_new_session=True,
+			)
+		ports = [self.plain_port, self.ssl_port] if instance.ssl else [self.no_tls_port]
+		deadline = time.monotonic() + START_TIMEOUT
+		for port in ports:
+			self._wait_for_greeting(instance, port, tls=port == self.ssl_port, deadline=deadline)
+
+	def _wait_for_greeting(self, instance: _Instance, port: int, *, tls: bool, deadline: float) -> None:
+		context = ssl.create_default_context(cafile=str(self.ca_file)) if tls else None
+		while True:
+			if instance.process is None or instance.process.poll() is not None:
+				raise DovecotError(f"Dovecot ({instance.name}) exited at start:\n{_tail(instance)}")
+			try:
+				with socket.create_connection((self.host, port), timeout=2) as sock:
+					if context is not None:
+						with context.wrap_socket(sock, server_hostname=self.host) as tls_sock:
+							greeting = tls_sock.recv(256)
+					else:
+						greeting = sock.recv(256)
+				if greeting.startswith(b"* OK"):
+					return
+			except OSError:
+				pass
+			if time.monotonic() > deadline:
+				raise DovecotError(
+					f"Dovecot ({instance.name}) did not answer on port {port}:\n{_tail(instance)}"
+				)
+			time.sleep(0.05)
+
+	def _render_config(self, instance: _Instance) -> str:
+		root = self._require_root()
+		certificates = self._require_certificates()
+		ssl_port = self.ssl_port if instance.ssl else 0
+		plain_port = self.plain_port if instance.ssl else self.no_tls_port
+		return f"""# Generated by usedesk_email.testing.dovecot for tests; not for production.
+instance_name = usedesk-{instance.name}-{plain_port}
+protocols = imap
+listen = {HOST}
+base_dir = {instance.base_dir}
+state_dir = {instance.state_dir}
+log_path = {instance.log}
+login_greeting = usedesk_email test Dovecot ready.
+
+ssl = {"yes" if instance.ssl else "no"}
+ssl_cert = <{certificates.cert_file}
+ssl_key = <{certificates.key_file}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+
+mail_location = maildir:{root / "mail"}/%u/Maildir
+mail_uid = {self._uid}
+mail_gid = {self._gid}
+first_valid_uid = {self._uid}
+first_valid_gid = {self._gid}
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {self.passwd_dir}/%u.passwd
+}}
+userdb {{
+  driver = static
+  args = home={root / "mail"}/%u
+}}
+
+service imap-login {{
+  inet_listener imap {{
+    address = {HOST}
+    port = {plain_port}
+  }}
+  inet_listener imaps {{
+    address = {HOST}
+    port = {ssl_port}
+    ssl = yes
+  }}
+}}
+service stats {{
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+def _mail_ids() -> tuple[int, int]:
+	"""The uid/gid Dovecot runs mail processes as (Dovecot refuses root)."""
+	try:
+		entry = pwd.getpwnam("nobody")
+	except KeyError:
+		raise DovecotError("the system has no 'nobody' user for the test Dovecot's mail processes") from None
+	return entry.pw_uid, entry.pw_gid
+
+
+def _make_dir(path: Path, uid: int, gid: int) -> None:
+	"""Create a directory chain owned by the mail user (below the server root)."""
+	missing = []
+	while not path.exists():
+		missing.append(path)
+		path = path.parent
+	for directory in reversed(missing):
+		directory.mkdir(mode=0o700)
+		os.chown(directory, uid, gid)
+	if not missing:
+		os.chown(path, uid, gid)
+
+
+def _check_reachable(root: Path) -> None:
+	"""Fail early and clearly when 'nobody' cannot reach the mail below ``root``."""
+	for directory in [root, *root.parents]:
+		if not directory.stat().st_mode & 0o001:
+			raise DovecotError(
+				f"{directory} is not traversable by other users, so Dovecot's mail processes cannot "
+				"reach the mail; use a directory under /tmp or leave root unset"
+			)
+
+
+def _distinct_free_ports(count: int) -> list[int]:
+	ports: set[int] = set()
+	while len(ports) < count:
+		ports.add(free_port(HOST))
+	return sorted(ports)
+
+
+def _terminate(instances: list[_Instance]) -> None:
+	"""Stop Dovecot masters (together: each takes about a second) and make sure no process
+	of their groups survives."""
+	running = [i.process for i in instances if i.process is not None]
+	for process in running:
+		if process.poll() is None:
+			process.send_signal(signal.SIGTERM)
+	for process in running:
+		try:
+			process.wait(STOP_TIMEOUT)
+		except subprocess.TimeoutExpired:
+			_kill_group(process.pid)
+			process.wait(STOP_TIMEOUT)
+		deadline = time.monotonic() + STOP_TIMEOUT
+		while group_members(process.pid):
+			if time.monotonic() > deadline:
+				_kill_group(process.pid)
+				break
+			time.sleep(0.05)
+	for instance in instances:
+		instance.process = None
+
+
+def group_members(group: int) -> list[int]:
+	"""Live (non-zombie) processes of a process group.
+
+	Zombies are left out: a dead child handed to init stays listed until init reaps it,
+	which some container inits do only every few seconds.
+	"""
+	members = []
+	for stat in Path("/proc").glob("[0-9]*/stat"):
+		try:
+			text = stat.read_text()
+		except OSError:
+			continue
+		# Fields after the parenthesised command: state, ppid, pgrp, ...
+		state, _ppid, pgrp = text[text.rindex(")") + 2 :].split()[:3]
+		if int(pgrp) == group and state != "Z":
+			members.append(int(stat.parent.name))
+	return members
+
+
+def _kill_group(group: int) -> None:
+	try:
+		os.killpg(group, signal.SIGKILL)
+	except ProcessLookupError:
+		pass
+
+
+def _tail(instance: _Instance, lines: int = 20) -> str:
+	text = ""
+	for path in (instance.stderr, instance.log):
+		if path.exists():
+			text += path.read_text(errors="replace")
+	return "\n".join(text.splitlines()[-lines:])
+
+
+def _text(value: bytes | str) -> str:
+	return value.decode() if isinstance(value, bytes) else value
