@@ -181,8 +181,8 @@ class SmtpTestServer:
 	) -> AuthResult:
 		if isinstance(auth_data, LoginPassword):
 			login, password = auth_data.login.decode(), auth_data.password.decode()
-			return AuthResult(success=self.users.get(login) == password and login in self.users)
-		return AuthResult(success=False)
+			return AuthResult(success=login in self.users and self.users[login] == password, handled=False)
+		return AuthResult(success=False, handled=False)
 
 	def start(self) -> "SmtpTestServer":
 		self._controller.start()
