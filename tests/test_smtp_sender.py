@@ -17,7 +17,8 @@ from usedesk_email.mail.errors import (
 	TLSError,
 )
 from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, send
-from usedesk_email.testing.smtp_server import SmtpTestServer, make_certificates
+from usedesk_email.testing.certificates import make_certificates
+from usedesk_email.testing.smtp_server import SmtpTestServer
 
 # aiosmtpd warns about AUTH without STARTTLS; implicit TLS and plain AUTH are chosen cases here.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

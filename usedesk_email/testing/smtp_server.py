@@ -13,61 +13,22 @@ token table. Per-recipient knobs reproduce what real servers do to a sender:
   handed to `on_deliver`, e.g. to put it into a Dovecot test mailbox; if the callback
   raises, the letter is answered with 451 and not recorded.
 
-It binds port 0 and reads the port back, so parallel test runs never collide.
-`make_certificates` builds a throwaway CA and a server certificate with the openssl CLI.
+It binds port 0 and reads the port back, so parallel test runs never collide. The
+certificates come from `usedesk_email.testing.certificates` (a throwaway CA).
 """
 
 import asyncio
 import base64
 import ssl
-import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-HOST = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class Certificates:
-	ca_file: Path  # trust this to verify the server
-	cert_file: Path
-	key_file: Path
-
-
-def make_certificates(directory: Path, hosts: Iterable[str] = ("localhost", HOST)) -> Certificates:
-	"""A test CA and a certificate it signed for `hosts` (names or IP addresses)."""
-	directory = Path(directory)
-	directory.mkdir(parents=True, exist_ok=True)
-	ca_key, ca_file = directory / "ca.key", directory / "ca.pem"
-	key_file, csr, cert_file = directory / "server.key", directory / "server.csr", directory / "server.pem"
-	ext = directory / "server.ext"
-	names = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() else f"DNS:{h}" for h in hosts)
-	ext.write_text(
-		f"subjectAltName={names}\nbasicConstraints=critical,CA:FALSE\n"
-		"keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
-		"subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
-	)
-	ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-	ca_subject = ["-subj", "/CN=usedesk_email test CA"]
-	ca_ext = [
-		"-addext",
-		"basicConstraints=critical,CA:TRUE",
-		"-addext",
-		"keyUsage=critical,keyCertSign,cRLSign",
-	]
-	sign = ["-CA", ca_file, "-CAkey", ca_key, "-CAcreateserial", "-extfile", ext]
-	for command in (
-		["req", "-x509", *ec, *ca_subject, *ca_ext, "-keyout", ca_key, "-out", ca_file, "-days", "3"],
-		["req", *ec, "-keyout", key_file, "-out", csr, "-subj", f"/CN={next(iter(hosts))}"],
-		["x509", "-req", "-in", csr, *sign, "-out", cert_file, "-days", "3"],
-	):
-		subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
-	return Certificates(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+from usedesk_email.testing.certificates import Certificates
+from usedesk_email.testing.ports import HOST
 
 
 @dataclass
