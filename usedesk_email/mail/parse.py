@@ -1,0 +1,254 @@
+"""Raw RFC 822 bytes -> ParsedMessage, for any bytes a mail server may hand over.
+
+Uses the compat32 parser and decodes headers and payloads itself: the modern email policy
+is several times slower on ordinary mail and raises on what real mailers send. Never
+raises on bytes input; whatever had to be repaired is listed in `defects`, and the raw
+bytes are kept unchanged.
+"""
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import Compat32
+from email.utils import parsedate_tz
+
+import html2text
+
+from usedesk_email.mail.attachments import make_attachment
+from usedesk_email.mail.charsets import decode_bytes
+from usedesk_email.mail.classify import Headers, classify
+from usedesk_email.mail.headers import decode_addresses, decode_text, message_ids, one_line, unfold
+from usedesk_email.mail.message import Address, Attachment, ParsedMessage
+from usedesk_email.mail.sanitize import sanitise_html
+
+GENERATED_ID_DOMAIN = "usedesk.generated"
+EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=timezone.utc)
+FUTURE_TOLERANCE = timedelta(days=1)
+_BODY_TYPES = ("text/plain", "text/html")
+_MESSAGE_TYPES = ("message/rfc822", "message/global")
+
+
+class _RawHeaders(Compat32):
+	"""compat32, but header values come back exactly as received (8-bit bytes as surrogates)."""
+
+	def header_fetch_parse(self, name: str, value: str) -> str:
+		return value
+
+
+_POLICY = _RawHeaders()
+
+
+def parse_message(raw: bytes, *, now: datetime | None = None) -> ParsedMessage:
+	"""Parse one raw message. `now` (aware) is for testing the plausibility of Date."""
+	if not isinstance(raw, bytes | bytearray | memoryview):
+		raise ValueError(f"a raw message must be bytes, not {type(raw).__name__}")
+	raw = bytes(raw)
+	if not raw.strip():
+		raise ValueError("a raw message cannot be empty")
+	raw_hash = hashlib.sha256(raw).hexdigest()
+	try:
+		return _Parse(raw, raw_hash).run(now or datetime.now(timezone.utc))
+	except Exception as exc:  # a parser bug or absurd nesting: keep the bytes and say so
+		return ParsedMessage(
+			message_id=f"{raw_hash}@{GENERATED_ID_DOMAIN}",
+			message_id_generated=True,
+			raw_hash=raw_hash,
+			subject="",
+			sender=None,
+			defects=[f"message could not be parsed ({type(exc).__name__}); only the raw bytes are kept"],
+			raw=raw,
+		)
+
+
+class _Parse:
+	def __init__(self, raw: bytes, raw_hash: str) -> None:
+		self.raw = raw
+		self.raw_hash = raw_hash
+		self.defects: list[str] = []
+		self.root: Message = BytesParser(policy=_POLICY).parsebytes(raw)
+		self.headers: Headers = {}
+		for name, value in self.root.raw_items():
+			self.headers.setdefault(name.strip().lower(), []).append(value)
+		self.hint = _charset_hint(self.root)
+
+	def run(self, now: datetime) -> ParsedMessage:
+		message_id, generated = self.message_id()
+		texts, htmls, attachments = self.bodies()
+		html = "\n".join(sanitise_html(h) for h in htmls)
+		text = "\n".join(texts) if texts else html_to_text(html)
+		lowered = html.lower()
+		for attachment in attachments:
+			if attachment.content_id and f"cid:{attachment.content_id.lower()}" in lowered:
+				attachment.inline = True
+		date, trusted = self.date(now)
+		kind, bounced = classify(self.headers, self.root, text)
+		self.defects.extend(f"mime: {type(d).__name__}" for p in self.root.walk() for d in p.defects)
+		return ParsedMessage(
+			message_id=message_id,
+			message_id_generated=generated,
+			raw_hash=self.raw_hash,
+			subject=one_line(decode_text(self.first("subject"), self.defects, "Subject", self.hint)),
+			sender=self.sender(),
+			to=self.addresses("to"),
+			cc=self.addresses("cc"),
+			reply_to=self.addresses("reply-to"),
+			delivered_to=[a.email for a in self.addresses("delivered-to", "x-original-to")],
+			in_reply_to=self.ids("in-reply-to"),
+			references=self.ids("references"),
+			date=date,
+			date_trusted=trusted,
+			text=text,
+			html=html,
+			attachments=attachments,
+			kind=kind,
+			bounced_message_id=bounced,
+			defects=list(dict.fromkeys(self.defects)),
+			raw=self.raw,
+		)
+
+	def first(self, name: str) -> str:
+		values = self.headers.get(name)
+		return values[0] if values else ""
+
+	def addresses(self, *names: str) -> list[Address]:
+		values = [v for name in names for v in self.headers.get(name, ())]
+		return decode_addresses(values, self.defects, "/".join(names), self.hint) if values else []
+
+	def ids(self, name: str) -> list[str]:
+		return message_ids(" ".join(_ascii(v) for v in self.headers.get(name, ())))
+
+	def sender(self) -> Address | None:
+		found = self.addresses("from")
+		if not found:
+			self.defects.append("no usable From address")
+		return found[0] if found else None
+
+	def message_id(self) -> tuple[str, bool]:
+		value = _ascii(unfold(self.first("message-id"))).strip()
+		ids = message_ids(value)
+		if not ids and value.strip("<> ") and len(value.split()) == 1:
+			ids = [value.strip("<> ")]  # a bare token without "@" is still the sender's id
+		if ids:
+			return ids[0], False
+		self.defects.append("no Message-ID; generated from the raw bytes")
+		return f"{self.raw_hash}@{GENERATED_ID_DOMAIN}", True
+
+	def date(self, now: datetime) -> tuple[datetime | None, bool]:
+		value = _ascii(unfold(self.first("date"))).strip()
+		if not value:
+			self.defects.append("no Date")
+			return None, False
+		date = _parse_date(value)
+		if date is None:
+			self.defects.append("unparsable Date")
+			return None, False
+		if not EARLIEST_PLAUSIBLE <= date <= now + FUTURE_TOLERANCE:
+			self.defects.append("implausible Date")
+			return date, False
+		return date, True
+
+	def bodies(self) -> tuple[list[str], list[str], list[Attachment]]:
+		"""Walk the MIME tree once (iteratively: no recursion limit on hostile nesting)."""
+		texts: list[str] = []
+		htmls: list[str] = []
+		attachments: list[Attachment] = []
+		stack: list[Message] = [self.root]
+		while stack:
+			part = stack.pop()
+			ctype = part.get_content_type()
+			if ctype in _MESSAGE_TYPES and part.is_multipart():
+				attachments.append(self.forwarded(part, len(attachments) + 1))
+			elif part.is_multipart() and part.get_content_maintype() != "multipart":
+				# message/delivery-status and the like: header blocks, kept as a text file
+				payload = b"\n".join(p.as_bytes(policy=_POLICY) for p in part.get_payload())
+				attachments.append(
+					make_attachment(part, payload, len(attachments) + 1, self.defects, self.hint)
+				)
+			elif part.is_multipart():
+				children = [p for p in part.get_payload() if isinstance(p, Message)]
+				if ctype == "multipart/alternative":
+					children = self.alternative(children, texts, htmls)
+				stack.extend(reversed(children))
+			elif (
+				ctype in _BODY_TYPES or part.get_content_maintype() == "multipart"
+			) and not self.is_attachment(part):  # a multipart without a usable boundary is read as text
+				self.body(part, texts, htmls)
+			else:
+				payload = part.get_payload(decode=True) or b""
+				attachments.append(
+					make_attachment(part, payload, len(attachments) + 1, self.defects, self.hint)
+				)
+		return texts, htmls, attachments
+
+	def alternative(self, children: list[Message], texts: list[str], htmls: list[str]) -> list[Message]:
+		"""Take the last plain and the last HTML version; anything else is walked on."""
+		chosen: dict[str, Message] = {}
+		rest = []
+		for child in children:
+			ctype = child.get_content_type()
+			if ctype in _BODY_TYPES and not self.is_attachment(child):
+				chosen[ctype] = child
+			else:
+				rest.append(child)
+		for child in chosen.values():
+			self.body(child, texts, htmls)
+		return rest
+
+	def body(self, part: Message, texts: list[str], htmls: list[str]) -> None:
+		ctype = part.get_content_type()
+		payload = part.get_payload(decode=True) or b""
+		content = decode_bytes(payload, part.get_content_charset(None), self.defects, ctype)
+		if ctype == "text/html":
+			htmls.append(content)
+		else:
+			texts.append(content.replace("\r\n", "\n").replace("\r", "\n"))
+
+	def is_attachment(self, part: Message) -> bool:
+		return (part.get_content_disposition() or "").lower() == "attachment" or bool(
+			part.get_param("filename", None, "content-disposition") or part.get_param("name", None)
+		)
+
+	def forwarded(self, part: Message, index: int) -> Attachment:
+		"""An attached letter is kept whole as a .eml named from its subject."""
+		inner = part.get_payload(0)
+		subject = one_line(decode_text(str(inner.get("subject", "")), self.defects, "attached message"))
+		payload = inner.as_bytes(policy=_POLICY)
+		return make_attachment(
+			part, payload, index, self.defects, self.hint, filename=f"{subject or 'message'}.eml"
+		)
+
+
+def html_to_text(html: str) -> str:
+	if not html:
+		return ""
+	converter = html2text.HTML2Text()
+	converter.body_width = 0
+	converter.unicode_snob = True
+	converter.ignore_emphasis = True
+	converter.images_to_alt = True
+	return converter.handle(html).strip()
+
+
+def _parse_date(value: str) -> datetime | None:
+	try:
+		parts = parsedate_tz(value)
+		if parts is None:
+			return None
+		offset = timezone(timedelta(seconds=parts[9] or 0))
+		return datetime(*parts[:6], tzinfo=offset).astimezone(timezone.utc)
+	except (ValueError, TypeError, OverflowError, IndexError):
+		return None
+
+
+def _ascii(value: str) -> str:
+	"""Ids and dates are ASCII; stray 8-bit bytes in them are dropped, not guessed."""
+	return value.encode("ascii", "ignore").decode("ascii")
+
+
+def _charset_hint(root: Message) -> str | None:
+	"""The charset of the first text part: the best guess for raw 8-bit headers."""
+	for part in root.walk():
+		if part.get_content_maintype() == "text":
+			return part.get_content_charset(None)
+	return None
