@@ -58,7 +58,7 @@ def normalize_email(value: str) -> str:
 	"""The address as it goes into RCPT TO and headers: ASCII local part, IDNA domain."""
 	email = (value or "").strip()
 	if not email:
-		raise ComposeError("invalid address '': the address is empty")
+		raise ComposeError(f"invalid address {value!r}: the address is empty")
 	if _CONTROL.search(email) or _SPACES.search(email):
 		raise ComposeError(f"invalid address {value!r}: it contains spaces or line breaks")
 	local, at, domain = email.rpartition("@")

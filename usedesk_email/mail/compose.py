@@ -51,7 +51,8 @@ from functools import cached_property
 from usedesk_email.mail.addresses import header_address, header_text, idna_domain, normalize_email
 from usedesk_email.mail.errors import ComposeError
 from usedesk_email.mail.message import Address
-from usedesk_email.mail.quote_build import QuotedMessage, build_quote, html_to_text, text_to_html
+from usedesk_email.mail.parse import html_to_text
+from usedesk_email.mail.quote_build import QuotedMessage, build_quote, text_to_html
 from usedesk_email.mail.thread_keys import reply_subject
 
 REFERENCES_MAX = 20

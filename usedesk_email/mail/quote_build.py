@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import html2text
-
 from usedesk_email.mail.message import Address
+from usedesk_email.mail.parse import html_to_text
 from usedesk_email.mail.sanitize import sanitise_html
 
 QUOTE_MAX_MESSAGES = 10
@@ -84,15 +83,6 @@ def build_quote(history: Sequence[QuotedMessage]) -> Quote:
 def quote_lines(text: str) -> str:
 	"""Text quoted the way mail clients do: "> " before each line, ">" before empty ones."""
 	return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
-
-
-def html_to_text(value: str) -> str:
-	"""The text part of HTML we send: unwrapped lines (mail clients wrap), links kept inline."""
-	converter = html2text.HTML2Text()
-	converter.body_width = 0
-	converter.ignore_images = True
-	converter.ignore_emphasis = True
-	return converter.handle(value or "").strip()
 
 
 def text_to_html(text: str) -> str:
