@@ -301,6 +301,27 @@ def test_invalid_message_id_domain_is_refused():
 		compose_reply(draft(message_id_domain="bad domain"))
 
 
+def test_no_line_exceeds_the_smtp_limit():
+	reply = compose_reply(
+		draft(
+			subject="A" * 3000,
+			from_address=Address("support@shop.example", "N" * 2000),
+			recipients=[Address("client@example.com", "Ж" * 1500)],
+			html="<p>" + "L" * 5000 + "</p>",
+			text="L" * 5000 + "\n" + "Щ" * 3000,
+			references=[f"{'r' * 200}-{n}@example.com" for n in range(30)],
+			attachments=[OutgoingAttachment("f" * 1000 + ".txt", "text/plain", b"x")],
+		)
+	)
+	raw = reply.letters[0].raw
+	assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+	message = parsed(reply)[0]
+	assert "A" * 3000 in message["Subject"]
+	assert "L" * 5000 + "\n" + "Щ" * 3000 in text_of(message)
+	assert list(message.iter_attachments())[0].get_filename() == "f" * 1000 + ".txt"
+	assert len(message["References"].split()) == REFERENCES_MAX
+
+
 # --- attachments ---
 
 

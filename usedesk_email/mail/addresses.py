@@ -28,6 +28,7 @@ _SPACES = re.compile(r"\s+")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _DECODE_ROUNDS = 5
+NAME_MAX = 128  # longer display names are junk, and an unbroken one would exceed SMTP's line limit
 
 
 def header_text(value: str) -> str:
@@ -76,4 +77,6 @@ def normalize_email(value: str) -> str:
 def header_address(address: Address) -> HeaderAddress:
 	"""A To/From address: validated addr-spec and a one-line display name (RFC 2047 on output)."""
 	local, _, domain = normalize_email(address.email).rpartition("@")
-	return HeaderAddress(display_name=header_text(address.name), username=local, domain=domain)
+	return HeaderAddress(
+		display_name=header_text(address.name)[:NAME_MAX].strip(), username=local, domain=domain
+	)

@@ -59,7 +59,7 @@ REFERENCES_MAX = 20
 MAX_ATTACHMENT_BYTES = 18 * 1024 * 1024  # 24 MB once base64-encoded: under the common 25 MB limit
 # 7-bit output: RFC 2047 headers, QP/base64 bodies; CRLF line ends for SMTP.
 OUTGOING_POLICY = policy.SMTP.clone(cte_type="7bit")
-_MESSAGE_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]+$")  # printable ASCII without < > and spaces
+_MESSAGE_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]{1,250}$")  # printable ASCII without < > and spaces
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
 
 
@@ -132,6 +132,7 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 	thread = _thread_headers(draft)
 	subject = header_text(reply_subject(header_text(draft.subject), header_text(draft.token)))
 	date = draft.date or datetime.now(timezone.utc)
+	date = date.replace(tzinfo=timezone.utc) if date.tzinfo is None else date
 	headers = {
 		"From": header_address(draft.from_address),
 		"Subject": subject,

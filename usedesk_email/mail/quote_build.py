@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from usedesk_email.mail.addresses import header_text
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.parse import html_to_text
 from usedesk_email.mail.sanitize import sanitise_html
@@ -65,7 +66,7 @@ def build_quote(history: Sequence[QuotedMessage]) -> Quote:
 				break
 			text = _cut(text, QUOTE_MAX_BYTES // 2)
 			body = text_to_html(text)
-		attribution = f"On {_when(message.date)}, {message.sender} wrote:"
+		attribution = f"On {_when(message.date)}, {header_text(str(message.sender))} wrote:"
 		html_parts.append(
 			f'<div class="usedesk-quote"><p>{html.escape(attribution)}</p>'
 			f'<blockquote type="cite" style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">'

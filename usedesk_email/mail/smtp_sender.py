@@ -144,7 +144,11 @@ def _open(settings: SmtpSettings) -> smtplib.SMTP:
 		if settings.security == "starttls":
 			if not smtp.has_extn("starttls"):
 				raise TLSError(f"{where} does not offer STARTTLS; refusing to continue unencrypted")
-			smtp.starttls(context=context)
+			try:
+				smtp.starttls(context=context)
+			except smtplib.SMTPResponseException as error:
+				reply = f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}"
+				raise TLSError(f"{where} refused STARTTLS: {reply}") from None
 			smtp.ehlo()
 		if settings.username:
 			_login(smtp, settings, where)
