@@ -164,6 +164,24 @@ def test_long_references_keep_the_root_and_the_newest():
 	assert ids[0] == chain[0] and ids[1:] == chain[-(REFERENCES_MAX - 1) :]
 
 
+def test_long_ids_are_written_verbatim_never_encoded():
+	# Outlook-style ids are longer than a folded header line; RFC 2047-encoding one breaks threading.
+	outlook = "DB9PR08MB6588F1E2A5B5B6D4E0B0A5C7C2A49ABCDEF@DB9PR08MB6588.eurprd08.prod.outlook.com"
+	root = "r" * 200 + "@example.com"
+	reply = compose_reply(
+		draft(
+			in_reply_to=outlook, references=[root], message_id_domain="support." + "d" * 60 + ".example.com"
+		)
+	)
+	raw = reply.letters[0].raw
+	assert b"=?" not in raw.split(b"\r\n\r\n", 1)[0]
+	assert f"In-Reply-To: <{outlook}>\r\n".encode() in raw
+	assert f"References: <{root}>\r\n <{outlook}>\r\n".encode() in raw
+	assert f"Message-ID: <{reply.letters[0].message_id}>\r\n".encode() in raw
+	message = parsed(reply)[0]
+	assert message["In-Reply-To"] == f"<{outlook}>" and message["References"] == f"<{root}> <{outlook}>"
+
+
 def test_ids_that_could_inject_headers_are_dropped():
 	message = parsed(
 		compose_reply(
@@ -297,7 +315,7 @@ def test_invalid_addresses_are_refused_by_name(address, reason):
 
 
 def test_invalid_message_id_domain_is_refused():
-	with pytest.raises(ComposeError, match="not a mail domain"):
+	with pytest.raises(ComposeError, match="invalid Message-ID domain 'bad domain'"):
 		compose_reply(draft(message_id_domain="bad domain"))
 
 
@@ -318,7 +336,8 @@ def test_no_line_exceeds_the_smtp_limit():
 	message = parsed(reply)[0]
 	assert "A" * 3000 in message["Subject"]
 	assert "L" * 5000 + "\n" + "Щ" * 3000 in text_of(message)
-	assert list(message.iter_attachments())[0].get_filename() == "f" * 1000 + ".txt"
+	(attachment,) = message.iter_attachments()
+	assert attachment.get_filename() == "f" * 1000 + ".txt"
 	assert len(message["References"].split()) == REFERENCES_MAX
 
 

@@ -42,16 +42,15 @@ def header_text(value: str) -> str:
 	return _SPACES.sub(" ", text).strip()
 
 
-def idna_domain(domain: str, shown: str | None = None) -> str:
-	"""The ASCII (IDNA) form of a mail domain, lower-cased; `shown` names it in errors."""
-	shown = domain if shown is None else shown
+def idna_domain(domain: str, what: str) -> str:
+	"""The ASCII (IDNA) form of a mail domain, lower-cased; `what` names it in errors."""
 	try:
 		ascii_domain = domain.strip().rstrip(".").encode("idna").decode("ascii").lower()
 	except UnicodeError:
-		raise ComposeError(f"invalid address {shown!r}: the domain cannot be IDNA-encoded")
+		raise ComposeError(f"invalid {what}: the domain cannot be IDNA-encoded")
 	labels = ascii_domain.split(".")
 	if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or len(ascii_domain) > 253:
-		raise ComposeError(f"invalid address {shown!r}: {domain!r} is not a mail domain")
+		raise ComposeError(f"invalid {what}: {domain!r} is not a mail domain")
 	return ascii_domain
 
 
@@ -71,7 +70,7 @@ def normalize_email(value: str) -> str:
 		)
 	if "@" in local or "=?" in local or len(local) > 64 or not _LOCAL_PART.match(local):
 		raise ComposeError(f"invalid address {value!r}: the part before '@' is not allowed")
-	return f"{local}@{idna_domain(domain, shown=value)}"
+	return f"{local}@{idna_domain(domain, f'address {value!r}')}"
 
 
 def header_address(address: Address) -> HeaderAddress:

@@ -57,8 +57,10 @@ from usedesk_email.mail.thread_keys import reply_subject
 
 REFERENCES_MAX = 20
 MAX_ATTACHMENT_BYTES = 18 * 1024 * 1024  # 24 MB once base64-encoded: under the common 25 MB limit
-# 7-bit output: RFC 2047 headers, QP/base64 bodies; CRLF line ends for SMTP.
-OUTGOING_POLICY = policy.SMTP.clone(cte_type="7bit")
+# 7-bit output: RFC 2047 headers, QP/base64 bodies; CRLF line ends for SMTP. Headers set
+# as source text (the id headers, see `_message`) are written as they are.
+OUTGOING_POLICY = policy.SMTP.clone(cte_type="7bit", refold_source="none")
+_ID_HEADERS = ("Message-ID", "In-Reply-To", "References")
 _MESSAGE_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]{1,250}$")  # printable ASCII without < > and spaces
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
 
@@ -126,7 +128,7 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 	sender = normalize_email(draft.from_address.email)
 	own = {_key(a) for a in [*draft.own_addresses, sender]}
 	recipients = _recipients(draft.recipients, own)
-	domain = idna_domain(draft.message_id_domain, shown=draft.message_id_domain)
+	domain = idna_domain(draft.message_id_domain, f"Message-ID domain {draft.message_id_domain!r}")
 	text, body_html, clipped = _bodies(draft)
 	attachments = _attachments(draft.attachments, draft.max_attachment_bytes)
 	thread = _thread_headers(draft)
@@ -142,7 +144,7 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 
 	def letter(to: Address, envelope_to: str, bcc: bool = False) -> Letter:
 		message_id = make_msgid(domain=domain)[1:-1]
-		message = _message({**headers, "To": header_address(to), "Message-ID": f"<{message_id}>"})
+		message = _message({**headers, "To": header_address(to), "Message-ID": [message_id]})
 		message.set_content(text, charset="utf-8")
 		message.add_alternative(body_html, subtype="html", charset="utf-8")
 		for item, maintype, subtype in attachments:
@@ -237,17 +239,17 @@ def _attachments(
 	return result
 
 
-def _thread_headers(draft: ReplyDraft) -> dict[str, str]:
+def _thread_headers(draft: ReplyDraft) -> dict[str, object]:
 	ids = [_clean_id(i) for i in [*draft.references, draft.in_reply_to]]
 	chain = list(dict.fromkeys(i for i in ids if i))
 	if len(chain) > REFERENCES_MAX:
 		chain = [chain[0], *chain[-(REFERENCES_MAX - 1) :]]
-	headers = {}
+	headers: dict[str, object] = {}
 	parent = _clean_id(draft.in_reply_to)
 	if parent:
-		headers["In-Reply-To"] = f"<{parent}>"
+		headers["In-Reply-To"] = [parent]
 	if chain:
-		headers["References"] = " ".join(f"<{i}>" for i in chain)
+		headers["References"] = chain
 	if draft.auto_submitted:
 		headers["Auto-Submitted"] = "auto-replied"
 		headers["X-Auto-Response-Suppress"] = "All"
@@ -263,7 +265,12 @@ def _clean_id(value: str) -> str:
 def _message(headers: dict[str, object]) -> EmailMessage:
 	message = EmailMessage(policy=OUTGOING_POLICY)
 	for name, value in headers.items():
-		message[name] = value
+		if name in _ID_HEADERS:
+			# Folded between ids by hand: the email package would RFC 2047-encode an id that
+			# does not fit a 78-character line, and an encoded id no longer threads.
+			message.set_raw(name, "\n ".join(f"<{i}>" for i in value))
+		else:
+			message[name] = value
 	return message
 
 
