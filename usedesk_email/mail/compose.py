@@ -17,12 +17,15 @@ From address), compared case-insensitively in their IDNA form.
 
 **Headers:** Message-ID on the site's domain; ``In-Reply-To`` the message answered;
 ``References`` the chain plus that message, capped like mail clients do at
-`REFERENCES_MAX` ids keeping the first (the thread's root) and the newest; the subject
-from `thread_keys.reply_subject` ("Re: <subject> <token>" without piling up); UTF-8
-with RFC 2047 display names and IDNA domains (see `addresses`); ``Date`` in UTC;
-``Auto-Submitted: auto-replied`` and ``X-Auto-Response-Suppress: All`` on automatic
-letters only. Letters are 7-bit clean (quoted-printable or base64 bodies), so they need
-neither 8BITMIME nor SMTPUTF8.
+`REFERENCES_MAX` ids keeping the first (the thread's root) and the newest. These id
+headers are written verbatim, one id per folded line: the email package would RFC
+2047-encode a long id, and an encoded id no longer threads. Ids over 250 characters or
+with anything but printable ASCII are dropped. The subject comes from
+`thread_keys.reply_subject` ("Re: <subject> <token>" without piling up). UTF-8 with
+RFC 2047 display names (cut at 128 characters) and IDNA domains (see `addresses`);
+``Date`` in UTC; ``Auto-Submitted: auto-replied`` and ``X-Auto-Response-Suppress: All``
+on automatic letters only. Letters are 7-bit clean (quoted-printable or base64 bodies),
+so they need neither 8BITMIME nor SMTPUTF8.
 
 **Body:** ``multipart/alternative`` with text and HTML (``multipart/mixed`` around it
 with attachments). The agent's message, then the signature exactly once (personal wins;
