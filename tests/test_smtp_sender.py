@@ -202,6 +202,13 @@ def test_xoauth2(certs):
 		assert len(smtp.deliveries) == 1
 
 
+def test_no_letters_no_session():
+	with socket.socket() as probe:
+		probe.bind(("127.0.0.1", 0))
+		port = probe.getsockname()[1]
+	assert send(SmtpSettings(host="127.0.0.1", port=port, security="none"), []) == []
+
+
 def test_nothing_listening_is_a_connection_error():
 	with socket.socket() as probe:
 		probe.bind(("127.0.0.1", 0))

@@ -99,6 +99,8 @@ class SendResult:
 def send(settings: SmtpSettings, letters: Sequence[Letter]) -> list[SendResult]:
 	"""Send all letters of one reply in one session; one result per letter, in order."""
 	results: list[SendResult] = []
+	if not letters:
+		return results
 	with _session(settings) as smtp:
 		alive = True
 		for letter in letters:
