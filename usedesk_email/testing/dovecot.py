@@ -389,6 +389,9 @@ ssl_cert = <{certificates.cert_file}
 ssl_key = <{certificates.key_file}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# Tests log in wrongly on purpose: answer failures at once, and keep the auth process
+# away from anvil's per-IP penalty, which would delay every later login from 127.0.0.1.
+auth_failure_delay = 0
 
 mail_location = maildir:{root / "mail"}/%u/Maildir
 mail_uid = {self._uid}
@@ -414,6 +417,11 @@ service imap-login {{
     address = {HOST}
     port = {ssl_port}
     ssl = yes
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 service stats {{

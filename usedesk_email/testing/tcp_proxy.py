@@ -1,7 +1,7 @@
 """Misbehaving network peers on 127.0.0.1 for the failure tests of the mail sessions.
 
-``TcpProxy`` forwards to a real server and can cut every connection once the server has
-sent a given number of bytes (a connection that drops in the middle of a FETCH).
+``TcpProxy`` forwards to a real server and can cut or stall a connection once the server
+has sent a given number of bytes (a connection that drops or hangs in the middle of a FETCH).
 ``BlackHoleServer`` accepts connections and never answers (a server that hangs), so a
 client's connect and read timeouts can be tested.
 
@@ -96,22 +96,34 @@ class BlackHoleServer(_Listener):
 class TcpProxy(_Listener):
 	"""Forwards ``host:port`` to ``target_host:target_port``.
 
-	``cut_after(n)`` arms the cut: once the server has sent ``n`` more bytes (counted over
+	``cut_after(n)`` arms a cut: once the server has sent ``n`` more bytes (counted over
 	all connections from that moment), the connection carrying them is closed on both
-	sides; nothing beyond those ``n`` bytes reaches the client. ``cuts`` counts the
-	connections cut so far, ``server_bytes`` the bytes forwarded from the server.
+	sides; nothing beyond those ``n`` bytes reaches the client. ``stall_after(n)`` instead
+	keeps the connection open but silently drops everything after those bytes (a server
+	that hangs mid-answer). ``cuts`` counts the connections cut or stalled so far,
+	``server_bytes`` the bytes passed on from the server, ``client_data`` everything the
+	client sent (to check what went over the wire in clear).
 	"""
 
-	def __init__(self, target_host: str, target_port: int, *, cut_after: int | None = None) -> None:
+	def __init__(self, target_host: str, target_port: int) -> None:
 		super().__init__()
 		self.target = (target_host, target_port)
-		self._budget = cut_after
+		self._budget: int | None = None
+		self._stall = False
+		self._stalled: set[int] = set()
 		self.cuts = 0
 		self.server_bytes = 0
+		self.client_data = bytearray()
 
 	def cut_after(self, n: int) -> None:
+		self._arm(n, stall=False)
+
+	def stall_after(self, n: int) -> None:
+		self._arm(n, stall=True)
+
+	def _arm(self, n: int, *, stall: bool) -> None:
 		with self._lock:
-			self._budget = n
+			self._budget, self._stall = n, stall
 
 	def _handle(self, connection: socket.socket) -> None:
 		try:
@@ -132,7 +144,10 @@ class TcpProxy(_Listener):
 					break
 				cut = False
 				if from_server:
-					data, cut = self._take(data)
+					data, cut = self._take(id(source), data)
+				else:
+					with self._lock:
+						self.client_data += data
 				if data:
 					sink.sendall(data)
 				if cut:
@@ -143,20 +158,25 @@ class TcpProxy(_Listener):
 			_close(source)
 			_close(sink)
 
-	def _take(self, data: bytes) -> tuple[bytes, bool]:
-		"""What may still pass of ``data`` and whether the connection must be cut after it."""
+	def _take(self, connection: int, data: bytes) -> tuple[bytes, bool]:
+		"""What may pass of the server's ``data``, and whether to cut the connection after it."""
 		with self._lock:
+			if connection in self._stalled:
+				return b"", False
 			if self._budget is None:
 				self.server_bytes += len(data)
 				return data, False
 			allowed = data[: self._budget]
 			self._budget -= len(allowed)
 			self.server_bytes += len(allowed)
-			cut = self._budget == 0
-			if cut:
-				self._budget = None
-				self.cuts += 1
-			return allowed, cut
+			if self._budget > 0:
+				return allowed, False
+			self._budget = None
+			self.cuts += 1
+			if self._stall:
+				self._stalled.add(connection)
+				return allowed, False
+			return allowed, True
 
 
 def _close(sock: socket.socket) -> None:
