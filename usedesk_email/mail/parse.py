@@ -7,6 +7,7 @@ bytes are kept unchanged.
 """
 
 import hashlib
+import re
 from datetime import datetime, timedelta, timezone
 from email.message import Message
 from email.parser import BytesParser
@@ -29,14 +30,37 @@ _BODY_TYPES = ("text/plain", "text/html")
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
 
 
+class _TolerantMessage(Message):
+	"""A compat32 message whose parameter lookup survives malformed RFC 2231 parameters."""
+
+	def get_param(self, param: str, failobj=None, header: str = "content-type", unquote: bool = True):
+		try:
+			return super().get_param(param, failobj, header, unquote)
+		except (TypeError, ValueError, IndexError, LookupError):
+			# the stdlib sorts mixed "name*" and "name*0*" continuations and raises
+			match = re.search(
+				rf'(?:^|;)\s*{re.escape(param)}\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)', self.get(header, ""), re.I
+			)
+			return match.group(1).strip('"') if match else failobj
+
+
 class _RawHeaders(Compat32):
 	"""compat32, but header values come back exactly as received (8-bit bytes as surrogates)."""
+
+	message_factory = _TolerantMessage
 
 	def header_fetch_parse(self, name: str, value: str) -> str:
 		return value
 
+	def fold(self, name: str, value: str) -> str:
+		"""Write a header back as it came (with its own folding), when an embedded message is saved."""
+		return f"{name}: {value}{self.linesep}"
 
-_POLICY = _RawHeaders()
+	def fold_binary(self, name: str, value: str) -> bytes:
+		return self.fold(name, str(value)).encode("utf-8", "surrogateescape")
+
+
+_POLICY = _RawHeaders(linesep="\r\n")
 
 
 def parse_message(raw: bytes, *, now: datetime | None = None) -> ParsedMessage:
@@ -161,7 +185,7 @@ class _Parse:
 				attachments.append(self.forwarded(part, len(attachments) + 1))
 			elif part.is_multipart() and part.get_content_maintype() != "multipart":
 				# message/delivery-status and the like: header blocks, kept as a text file
-				payload = b"\n".join(p.as_bytes(policy=_POLICY) for p in part.get_payload())
+				payload = b"\n".join(_to_bytes(p, self.defects) for p in part.get_payload())
 				attachments.append(
 					make_attachment(part, payload, len(attachments) + 1, self.defects, self.hint)
 				)
@@ -213,7 +237,7 @@ class _Parse:
 		"""An attached letter is kept whole as a .eml named from its subject."""
 		inner = part.get_payload(0)
 		subject = one_line(decode_text(str(inner.get("subject", "")), self.defects, "attached message"))
-		payload = inner.as_bytes(policy=_POLICY)
+		payload = _to_bytes(inner, self.defects)
 		return make_attachment(
 			part, payload, index, self.defects, self.hint, filename=f"{subject or 'message'}.eml"
 		)
@@ -239,6 +263,15 @@ def _parse_date(value: str) -> datetime | None:
 		return datetime(*parts[:6], tzinfo=offset).astimezone(timezone.utc)
 	except (ValueError, TypeError, OverflowError, IndexError):
 		return None
+
+
+def _to_bytes(message: Message, defects: list[str]) -> bytes:
+	"""An embedded message as bytes, as close to what was received as compat32 allows."""
+	try:
+		return message.as_bytes(policy=_POLICY)
+	except UnicodeError:  # the stdlib's generator trips over a broken multipart inside
+		defects.append("embedded message re-serialised with replacement characters")
+		return message.as_string(policy=_POLICY).encode("utf-8", "surrogateescape")
 
 
 def _ascii(value: str) -> str:

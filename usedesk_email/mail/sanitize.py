@@ -21,7 +21,7 @@ _ALLOWED_TAGS = frozenset(
 _VOID_TAGS = frozenset("br col hr img wbr".split())
 # Dropped together with everything inside them.
 _DROP_WITH_CONTENT = frozenset(
-	"script style title iframe frameset object applet noembed noframes template svg math"
+	"script style title iframe frameset object applet noembed noframes noscript template svg math"
 	" xml textarea select".split()
 )
 _GLOBAL_ATTRS = frozenset("align class dir id lang style title valign bgcolor width height".split())
@@ -50,6 +50,8 @@ _INLINE_IMAGE = re.compile(r"^data:image/(png|gif|jpe?g|webp|bmp);", re.I)
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):", re.I)
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]+")
 # CSS that can run code, load resources or lay itself over the desk's own interface.
+# "<![" not followed by a name makes Python 3.11's html.parser raise
+_BAD_MARKED_SECTION = re.compile(r"<!\[(?![A-Za-z])")
 _BAD_CSS = re.compile(
 	r"expression|javascript|vbscript|url\s*\(|@import|behavior|-moz-binding|position|\\|/\*", re.I
 )
@@ -151,5 +153,8 @@ def sanitise_html(html: str) -> str:
 	if not html:
 		return ""
 	parser = _Sanitiser()
-	parser.feed(html.replace("\x00", ""))
-	return parser.result()
+	try:
+		parser.feed(_BAD_MARKED_SECTION.sub("&lt;![", html.replace("\x00", "")))
+		return parser.result()
+	except AssertionError:  # html.parser's last ways to give up on a malformed declaration
+		return escape(html.replace("\x00", ""), quote=False)
