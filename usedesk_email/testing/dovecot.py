@@ -25,7 +25,10 @@ client to trust. The server certificate names ``127.0.0.1`` and ``localhost``.
 
 Users live in passwd-files (one per user, plain passwords) and mail in
 ``<root>/mail/<user>/Maildir``. ``deliver`` writes straight into the Maildir, so a backlog
-of thousands of messages is filled in seconds.
+of thousands of messages is filled in seconds; the n-th message delivered to a fresh
+mailbox gets UID n. ``flags`` reads the flags over IMAP; ``reset_uidvalidity`` and
+``clear`` work on the Maildir and wait for the user's sessions to end first.
+Failed logins are answered at once and never slow down later ones (no auth penalty).
 
 ``stop`` (or leaving the ``with`` block) ends every Dovecot process it started; each
 instance runs in a process group of its own (``process_groups``), which a test can check
@@ -190,6 +193,8 @@ class DovecotServer:
 		if self._own_root and self.root is not None:
 			shutil.rmtree(self.root, ignore_errors=True)
 			self.root = None
+			self._users = {}
+			self._certificates = None
 
 	# -- users and mail -------------------------------------------------------
 
@@ -266,8 +271,9 @@ class DovecotServer:
 
 		Removes the uid list and the indexes; Dovecot rebuilds them on the next access
 		and hands out the next UIDVALIDITY from its counter, so the value always changes.
-		Call it while no client has the mailbox selected.
+		Waits for the user's IMAP sessions to end first (a client still logged in fails).
 		"""
+		self._wait_for_sessions_to_end(user)
 		maildir = self.maildir(user)
 		for pattern in ("dovecot-uidlist*", "dovecot.index*", "dovecot.list.index*"):
 			for path in maildir.glob(pattern):
@@ -275,6 +281,7 @@ class DovecotServer:
 
 	def clear(self, user: str) -> None:
 		"""Delete every message of the user's INBOX (UIDVALIDITY stays)."""
+		self._wait_for_sessions_to_end(user)
 		maildir = self.maildir(user)
 		for sub in ("new", "cur", "tmp"):
 			for path in (maildir / sub).iterdir():
@@ -286,6 +293,15 @@ class DovecotServer:
 		if self.root is None:
 			raise DovecotError("the test Dovecot is not started")
 		return self.root
+
+	def _wait_for_sessions_to_end(self, user: str) -> None:
+		"""An imap process may still write the indexes for a moment after LOGOUT."""
+		marker = f"/imap [{user} ".encode()
+		deadline = time.monotonic() + STOP_TIMEOUT
+		while any(marker in _cmdline(pid) for group in self.process_groups for pid in group_members(group)):
+			if time.monotonic() > deadline:
+				raise DovecotError(f"user {user!r} still has an IMAP session open; log it out first")
+			time.sleep(0.02)
 
 	def _require_certificates(self) -> Certificates:
 		if self._certificates is None:
@@ -383,6 +399,9 @@ base_dir = {instance.base_dir}
 state_dir = {instance.state_dir}
 log_path = {instance.log}
 login_greeting = usedesk_email test Dovecot ready.
+# Process titles name the user ("dovecot/imap [alice 127.0.0.1 ...]"), so the server
+# can wait for a user's sessions to end before touching the Maildir behind Dovecot.
+verbose_proctitle = yes
 
 ssl = {"yes" if instance.ssl else "no"}
 ssl_cert = <{certificates.cert_file}
@@ -511,6 +530,13 @@ def group_members(group: int) -> list[int]:
 		if int(pgrp) == group and state != "Z":
 			members.append(int(stat.parent.name))
 	return members
+
+
+def _cmdline(pid: int) -> bytes:
+	try:
+		return Path(f"/proc/{pid}/cmdline").read_bytes()
+	except OSError:
+		return b""
 
 
 def _kill_group(group: int) -> None:
