@@ -1,0 +1,141 @@
+"""The scheduled unread poll: one background job per External channel, never two at once.
+
+The engine fetches with BODY.PEEK[] and sets \\Seen only on the messages `ingest_raw`
+committed; a crash anywhere leaves the rest unread for the next run, and the ledger's
+unique index turns a re-fetched message into a duplicate instead of a second copy.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import frappe
+from frappe.utils import now_datetime
+
+from usedesk_email.channel_config import ca_file, imap_settings
+from usedesk_email.ingest import ingest_raw
+from usedesk_email.mail.errors import AuthenticationError, MailError, redact
+from usedesk_email.mail.imap_session import FetchedMessage, drain
+
+TIME_BUDGET = 240  # seconds of one poll; the scheduler runs every 5 minutes
+AUTH_FAILURES_BEFORE_BACKOFF = 3
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def enqueue_polls() -> None:
+	"""Scheduler entry: enqueue a poll for every enabled External channel not backing off."""
+	now = now_datetime()
+	for channel in frappe.get_all(
+		"Email Channel",
+		filters={"enabled": 1, "incoming_type": "External"},
+		fields=["name", "next_poll_after"],
+	):
+		if channel.next_poll_after and channel.next_poll_after > now:
+			continue
+		enqueue_poll(channel.name)
+
+
+def enqueue_poll(channel: str) -> str:
+	job_id = f"usedesk_email:poll:{channel}"
+	frappe.enqueue(
+		"usedesk_email.poll.poll_channel",
+		queue="long",
+		timeout=TIME_BUDGET + 300,
+		job_id=job_id,
+		deduplicate=True,
+		channel=channel,
+	)
+	return job_id
+
+
+def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
+	"""One poll of one channel; returns what it did, and records it on the channel's health."""
+	with channel_lock(channel) as acquired:
+		if not acquired:
+			return {"result": "busy"}
+		doc = frappe.get_doc("Email Channel", channel)
+		counts = {"stored": 0, "duplicate": 0, "ignored": 0, "failed": 0}
+
+		def handle(message: FetchedMessage) -> bool:
+			result = ingest_raw(doc, message.raw, f"IMAP UID {message.uid}")
+			counts[result.outcome.split(":")[0]] += 1
+			return True
+
+		try:
+			with ca_file(doc) as ca:
+				result = drain(
+					imap_settings(doc, ca),
+					handle,
+					known_uidvalidity=int(doc.uidvalidity) if doc.uidvalidity else None,
+					time_budget=time_budget,
+				)
+		except MailError as e:
+			record_failure(doc, e)
+			return {"result": "error", "error": str(e), **counts}
+		record_success(doc, result, counts)
+		return {
+			"result": "ok",
+			"remaining": result.remaining,
+			"uidvalidity_changed": result.uidvalidity_changed,
+			**counts,
+		}
+
+
+@contextmanager
+def channel_lock(channel: str) -> Iterator[bool]:
+	"""A database session lock: released by the server if the worker dies, on any machine."""
+	name = "usedesk_poll_" + hashlib.sha1(f"{frappe.local.site}:{channel}".encode()).hexdigest()
+	if frappe.db.db_type == "postgres":
+		key = int(hashlib.sha1(name.encode()).hexdigest()[:15], 16)
+		acquired = frappe.db.sql("select pg_try_advisory_lock(%s)", key)[0][0]
+		release = ("select pg_advisory_unlock(%s)", key)
+	else:
+		acquired = frappe.db.sql("select get_lock(%s, 0)", name)[0][0]
+		release = ("select release_lock(%s)", name)
+	try:
+		yield bool(acquired)
+	finally:
+		if acquired:
+			frappe.db.sql(*release)
+
+
+def record_success(doc, result, counts: dict) -> None:
+	summary = frappe._("{0} new, {1} duplicates, {2} ignored, {3} failed; {4} left for the next run").format(
+		counts["stored"], counts["duplicate"], counts["ignored"], counts["failed"], result.remaining
+	)
+	if result.uidvalidity_changed:
+		summary += "; " + frappe._("the mailbox's UIDVALIDITY changed")
+	update_health(
+		doc.name,
+		last_result=summary[:140],
+		last_error="",
+		consecutive_failures=0,
+		next_poll_after=None,
+		uidvalidity=str(result.uidvalidity),
+		messages_ingested=(frappe.db.get_value("Email Channel", doc.name, "messages_ingested") or 0)
+		+ counts["stored"],
+	)
+
+
+def record_failure(doc, error: MailError) -> None:
+	"""Authentication failures back off; transient errors are retried on the next run as usual."""
+	failures = (frappe.db.get_value("Email Channel", doc.name, "consecutive_failures") or 0) + 1
+	next_poll_after = None
+	if isinstance(error, AuthenticationError) and failures >= AUTH_FAILURES_BEFORE_BACKOFF:
+		delay = timedelta(minutes=5 * 2 ** (failures - AUTH_FAILURES_BEFORE_BACKOFF))
+		next_poll_after = now_datetime() + min(delay, MAX_BACKOFF)
+	update_health(
+		doc.name,
+		last_result=frappe._("Error"),
+		last_error=redact(str(error), doc.get_password("imap_password", raise_exception=False)),
+		consecutive_failures=failures,
+		next_poll_after=next_poll_after,
+	)
+
+
+def update_health(channel: str, **values) -> None:
+	frappe.db.set_value(
+		"Email Channel", channel, {"last_poll_at": now_datetime(), **values}, update_modified=False
+	)
+	frappe.db.commit()

@@ -1,0 +1,106 @@
+// Copyright (c) 2026, usedesk_email developers and contributors
+// For license information, please see license.txt
+
+const DEFAULT_PORTS = {
+	imap: { SSL: 993, STARTTLS: 143, None: 143 },
+	smtp: { SSL: 465, STARTTLS: 587, None: 25 },
+};
+
+frappe.ui.form.on("Email Channel", {
+	refresh(frm) {
+		frm.trigger("show_health");
+		if (frm.is_new()) return;
+		if (frm.doc.internal_address) {
+			frm.add_custom_button(__("Copy Internal Address"), () =>
+				frappe.utils.copy_to_clipboard(frm.doc.internal_address)
+			);
+		}
+		frm.add_custom_button(__("Test Connection"), () => frm.trigger("test_connection"));
+		if (frm.doc.incoming_type === "External" && frm.doc.enabled) {
+			frm.add_custom_button(__("Poll Now"), () =>
+				frm.call("poll_now").then(() =>
+					frappe.show_alert({ message: __("Poll queued"), indicator: "blue" })
+				)
+			);
+		}
+	},
+
+	show_health(frm) {
+		if (frm.is_new() || frm.doc.incoming_type !== "External") return;
+		if (frm.doc.consecutive_failures) {
+			frm.dashboard.set_headline_alert(
+				`${__("Failing")} (${frm.doc.consecutive_failures}): ${frappe.utils.escape_html(
+					frm.doc.last_error || ""
+				)}`,
+				"red"
+			);
+		} else if (frm.doc.last_poll_at) {
+			frm.dashboard.set_headline_alert(
+				`${__("Last poll")} ${frappe.datetime.comment_when(frm.doc.last_poll_at)}: ${frappe.utils.escape_html(
+					frm.doc.last_result || ""
+				)}`,
+				"green"
+			);
+		}
+	},
+
+	test_connection(frm) {
+		frm.call({ method: "test_connection", freeze: true, freeze_message: __("Connecting...") }).then(
+			(r) => {
+				const rows = (r.message.checks || []).map(
+					(c) =>
+						`<tr><td>${frappe.utils.escape_html(c.label)}</td>
+						<td><span class="indicator-pill ${c.ok ? "green" : "red"}">${c.ok ? __("OK") : __("Failed")}</span></td>
+						<td>${frappe.utils.escape_html(c.message)}</td></tr>`
+				);
+				frappe.msgprint({
+					title: __("Connection Test"),
+					indicator: r.message.ok ? "green" : "red",
+					message: `<table class="table table-bordered">${rows.join("")}</table>`,
+				});
+			}
+		);
+	},
+
+	imap_encryption(frm) {
+		frm.set_value("imap_port", DEFAULT_PORTS.imap[frm.doc.imap_encryption]);
+	},
+
+	smtp_encryption(frm) {
+		frm.set_value("smtp_port", DEFAULT_PORTS.smtp[frm.doc.smtp_encryption]);
+	},
+
+	imap_username(frm) {
+		frm.trigger("apply_preset");
+	},
+
+	imap_email(frm) {
+		frm.trigger("apply_preset");
+	},
+
+	from_email(frm) {
+		frm.trigger("apply_preset");
+	},
+
+	apply_preset(frm) {
+		const address = frm.doc.imap_email || frm.doc.imap_username || frm.doc.from_email;
+		if (!address || !address.includes("@")) return;
+		frappe
+			.xcall("usedesk_email.api.provider_preset", { address })
+			.then((preset) => {
+				if (!preset) return;
+				if (frm.doc.incoming_type === "External" && !frm.doc.imap_host) {
+					frm.set_value({
+						imap_host: preset.imap_host,
+						imap_encryption: preset.imap_encryption,
+					}).then(() => frm.set_value("imap_port", preset.imap_port));
+				}
+				if (frm.doc.outgoing_type === "External" && !frm.doc.smtp_host) {
+					frm.set_value({
+						smtp_host: preset.smtp_host,
+						smtp_encryption: preset.smtp_encryption,
+					}).then(() => frm.set_value("smtp_port", preset.smtp_port));
+				}
+			});
+	},
+});

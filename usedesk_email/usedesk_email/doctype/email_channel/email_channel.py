@@ -1,0 +1,131 @@
+# Copyright (c) 2026, usedesk_email developers and contributors
+# For license information, please see license.txt
+
+import secrets
+
+import frappe
+from frappe import _
+from frappe.model.document import Document
+from frappe.utils import validate_email_address
+
+from usedesk_email.channel_config import ENCRYPTION, additional_emails
+from usedesk_email.connection_check import check_channel
+from usedesk_email.mail.providers import default_port, preset_for
+from usedesk_email.poll import enqueue_poll
+
+MANAGER_ROLES = ("Support Manager", "System Manager")
+
+
+class EmailChannel(Document):
+	def validate(self):
+		self.normalise_addresses()
+		self.reject_unavailable_types()
+		self.apply_provider_presets()
+		self.propose_ports()
+		self.validate_required_for_types()
+		self.validate_ports()
+		self.validate_addresses()
+		self.ensure_internal_address()
+
+	def normalise_addresses(self):
+		for field in ("main_email", "from_email", "bcc_email", "imap_email"):
+			if self.get(field):
+				self.set(field, self.get(field).strip().lower())
+		if self.additional_emails:
+			self.additional_emails = "\n".join(additional_emails(self))
+		for field in ("imap_host", "smtp_host", "imap_username", "smtp_username"):
+			if self.get(field):
+				self.set(field, self.get(field).strip())
+
+	def reject_unavailable_types(self):
+		for field in ("incoming_type", "outgoing_type"):
+			if self.get(field) == "Office 365":
+				frappe.throw(
+					_("{0}: Office 365 connections are not available in this version yet.").format(
+						_(self.meta.get_label(field))
+					),
+					title=_("Not available"),
+				)
+
+	def apply_provider_presets(self):
+		"""Fill host, port and encryption of well-known providers the admin left empty."""
+		address = self.imap_email or self.imap_username or self.from_email
+		preset = preset_for(address) if address and "@" in address else None
+		if not preset:
+			return
+		if self.incoming_type == "External" and not self.imap_host:
+			self.imap_host, self.imap_port, security = preset.imap
+			self.imap_encryption = ENCRYPTION[security]
+		if self.outgoing_type == "External" and not self.smtp_host:
+			self.smtp_host, self.smtp_port, security = preset.smtp
+			self.smtp_encryption = ENCRYPTION[security]
+
+	def propose_ports(self):
+		if self.incoming_type == "External" and not self.imap_port:
+			self.imap_port = default_port((self.imap_encryption or "SSL").lower(), "imap")
+		if self.outgoing_type == "External" and not self.smtp_port:
+			self.smtp_port = default_port((self.smtp_encryption or "STARTTLS").lower(), "smtp")
+
+	def validate_required_for_types(self):
+		required = ["from_email"]
+		if self.incoming_type == "Internal":
+			required.append("main_email")
+		if self.incoming_type == "External":
+			required += ["imap_username", "imap_password", "imap_host", "imap_port"]
+		if self.outgoing_type == "External":
+			required += ["smtp_host", "smtp_port"]
+			if not self.smtp_uses_imap_credentials():
+				required.append("smtp_username")
+		if self.use_common_signature:
+			required.append("signature")
+		missing = [_(self.meta.get_label(f)) for f in required if not self.has_value(f)]
+		if missing:
+			frappe.throw(
+				_("Please fill in: {0}").format(", ".join(missing)),
+				frappe.MandatoryError,
+				title=_("Missing values"),
+			)
+
+	def has_value(self, fieldname: str) -> bool:
+		if self.meta.get_field(fieldname).fieldtype == "Password":
+			return bool(self.get(fieldname) or self.get_password(fieldname, raise_exception=False))
+		if fieldname == "signature":
+			return bool(frappe.utils.strip_html(self.signature or "").strip())
+		return bool(self.get(fieldname))
+
+	def smtp_uses_imap_credentials(self) -> bool:
+		return bool(self.smtp_use_imap_credentials) and self.incoming_type == "External"
+
+	def validate_ports(self):
+		for field, type_field in (("imap_port", "incoming_type"), ("smtp_port", "outgoing_type")):
+			if self.get(type_field) == "External" and not 1 <= int(self.get(field) or 0) <= 65535:
+				frappe.throw(
+					_("{0} must be a number from 1 to 65535, not {1}.").format(
+						_(self.meta.get_label(field)), self.get(field)
+					),
+					title=_("Invalid port"),
+				)
+
+	def validate_addresses(self):
+		for field in ("main_email", "from_email", "bcc_email", "imap_email"):
+			if self.get(field):
+				validate_email_address(self.get(field), throw=True)
+		for address in additional_emails(self):
+			validate_email_address(address, throw=True)
+
+	def ensure_internal_address(self):
+		"""Generate the forwarding address once; an unguessable local part keeps strangers out."""
+		if self.internal_address:
+			return
+		domain = frappe.conf.get("usedesk_inbound_domain") or frappe.local.site
+		self.internal_address = f"in-{secrets.token_hex(10)}@{domain}".lower()
+
+	@frappe.whitelist()
+	def test_connection(self) -> dict:
+		frappe.only_for(MANAGER_ROLES)
+		return check_channel(self)
+
+	@frappe.whitelist()
+	def poll_now(self) -> dict:
+		frappe.only_for(MANAGER_ROLES)
+		return {"job_id": enqueue_poll(self.name)}

@@ -1,0 +1,52 @@
+# Copyright (c) 2026, usedesk_email developers and contributors
+# For license information, please see license.txt
+
+import frappe
+from frappe.model.document import Document
+from frappe.utils import now_datetime
+
+from usedesk_email.mail.message import Kind
+
+REOPENED_BY_CLIENT = ("Replied", "Resolved")
+
+
+class Ticket(Document):
+	def before_insert(self):
+		self.set_opened_at()
+
+	def validate(self):
+		self.normalise_participants()
+		self.track_resolution()
+
+	def set_opened_at(self):
+		if not self.opened_at:
+			self.opened_at = now_datetime()
+
+	def normalise_participants(self):
+		if self.client_email:
+			self.client_email = self.client_email.strip().lower()
+		lines = [line.strip().lower() for line in (self.cc_addresses or "").splitlines() if line.strip()]
+		self.cc_addresses = "\n".join(dict.fromkeys(lines))
+
+	def track_resolution(self):
+		if self.status == "Resolved" and not self.resolved_at:
+			self.resolved_at = now_datetime()
+		elif self.status in ("Open", "Replied"):
+			self.resolved_at = None
+
+	def on_communication_update(self, communication):
+		"""Frappe calls this instead of its own status rules, which would let auto-replies reopen tickets."""
+		if communication.communication_type != "Communication":
+			return
+		values = {"last_message_at": communication.communication_date or now_datetime()}
+		if communication.sent_or_received == "Received":
+			if communication.flags.usedesk_kind not in (Kind.AUTO_REPLY, Kind.BOUNCE) and (
+				self.status in REOPENED_BY_CLIENT
+			):
+				values.update(status="Open", resolved_at=None)
+		elif communication.sent_or_received == "Sent":
+			values["status"] = "Replied"
+			if not self.first_response_at:
+				values["first_response_at"] = communication.communication_date or now_datetime()
+		self.db_set(values, update_modified=False)
+		self.notify_update()
