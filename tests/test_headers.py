@@ -233,3 +233,11 @@ def test_html_text_is_sanitised_before_html2text():
 		"alert" not in parse_message(_mail(ctype="text/html", body="<p>hi</p><script>alert(1)</script>")).text
 	)
 	assert sanitise_html("<p>hi</p>") == "<p>hi</p>"
+
+
+def test_html_charset_from_meta_when_the_header_has_none():
+	body = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251"></head>'
+	raw = _mail(ctype="text/html", body="").replace(
+		b"\r\n\r\n", b"\r\n\r\n" + body.encode() + "<p>Счёт</p>".encode("cp1251")
+	)
+	assert parse_message(raw).html == "<p>Счёт</p>"

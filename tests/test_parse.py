@@ -181,6 +181,11 @@ def test_date_plausibility_is_relative_to_now():
 	assert not later.date_trusted and later.date == datetime(2024, 7, 3, 20, tzinfo=timezone.utc)
 
 
+def test_naive_now_is_taken_as_utc():
+	raw = b"Date: Mon, 1 Jul 2024 20:00:00 +0000\r\n\r\nx"
+	assert parse_message(raw, now=datetime(2024, 7, 1)).date_trusted
+
+
 def test_date_without_zone_and_with_two_digit_year_is_utc():
 	m = parse_message(b"Date: 5 Jun 24 10:00:00\r\n\r\nx", now=NOW)
 	assert m.date == datetime(2024, 6, 5, 10, tzinfo=timezone.utc) and m.date_trusted

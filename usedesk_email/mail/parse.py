@@ -28,6 +28,7 @@ EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=timezone.utc)
 FUTURE_TOLERANCE = timedelta(days=1)
 _BODY_TYPES = ("text/plain", "text/html")
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
+_META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9_.:-]{1,40})", re.I)
 
 
 class _TolerantMessage(Message):
@@ -72,7 +73,8 @@ def parse_message(raw: bytes, *, now: datetime | None = None) -> ParsedMessage:
 		raise ValueError("a raw message cannot be empty")
 	raw_hash = hashlib.sha256(raw).hexdigest()
 	try:
-		return _Parse(raw, raw_hash).run(now or datetime.now(timezone.utc))
+		now = now or datetime.now(timezone.utc)
+		return _Parse(raw, raw_hash).run(now if now.tzinfo else now.replace(tzinfo=timezone.utc))
 	except Exception as exc:  # a parser bug or absurd nesting: keep the bytes and say so
 		return ParsedMessage(
 			message_id=f"{raw_hash}@{GENERATED_ID_DOMAIN}",
@@ -222,7 +224,11 @@ class _Parse:
 	def body(self, part: Message, texts: list[str], htmls: list[str]) -> None:
 		ctype = part.get_content_type()
 		payload = part.get_payload(decode=True) or b""
-		content = decode_bytes(payload, part.get_content_charset(None), self.defects, ctype)
+		charset = part.get_content_charset(None)
+		if charset is None and ctype == "text/html":  # some mailers only say it in a <meta>
+			match = _META_CHARSET.search(payload[:4096])
+			charset = match.group(1).decode("ascii") if match else None
+		content = decode_bytes(payload, charset, self.defects, ctype)
 		if ctype == "text/html":
 			htmls.append(content)
 		else:
