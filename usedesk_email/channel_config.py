@@ -13,6 +13,7 @@ import frappe
 from frappe import _
 
 from usedesk_email.mail.imap_session import ImapSettings
+from usedesk_email.mail.smtp_sender import SmtpSettings
 
 SECURITY = {"SSL": "ssl", "STARTTLS": "starttls", "None": "none"}  # form value -> engine value
 ENCRYPTION = {v: k for k, v in SECURITY.items()}
@@ -70,5 +71,21 @@ def imap_settings(channel, ca_path: str | None) -> ImapSettings:
 		security=SECURITY.get(channel.imap_encryption, ""),
 		username=(channel.imap_username or "").strip(),
 		password=secret(channel, "imap_password"),
+		ca_file=ca_path,
+	)
+
+
+def smtp_settings(channel, ca_path: str | None) -> SmtpSettings:
+	"""External SMTP; without its own credentials it logs in with the IMAP ones, as the brief says."""
+	if channel.smtp_use_imap_credentials and channel.incoming_type == "External":
+		username, password = channel.imap_username, secret(channel, "imap_password")
+	else:
+		username, password = channel.smtp_username, secret(channel, "smtp_password")
+	return SmtpSettings(
+		host=(channel.smtp_host or "").strip(),
+		port=int(channel.smtp_port or 0),
+		security=SECURITY.get(channel.smtp_encryption, ""),
+		username=(username or "").strip(),
+		password=password,
 		ca_file=ca_path,
 	)

@@ -7,6 +7,7 @@ message waits on that index and then fails as a duplicate instead of storing it 
 
 import hashlib
 import html
+import re
 from dataclasses import dataclass
 
 import frappe
@@ -228,7 +229,8 @@ def attach_files(comm, msg: ParsedMessage) -> None:
 			}
 		).insert(ignore_permissions=True)
 		if attachment.content_id:
-			content = content.replace(f"cid:{attachment.content_id}", file.file_url)
+			cid = re.compile(r"cid:\s*" + re.escape(attachment.content_id), re.IGNORECASE)
+			content = cid.sub(file.file_url, content)
 	if content != comm.content:
 		comm.db_set("content", content, update_modified=False)
 

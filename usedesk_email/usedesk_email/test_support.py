@@ -23,3 +23,58 @@ def make_channel(channel_name: str, **values):
 		}
 	)
 	return doc.insert(ignore_permissions=True)
+
+
+def mail(
+	subject: str,
+	sender: str = "client@example.org",
+	message_id: str | None = None,
+	in_reply_to: str | None = None,
+	to: str = "help@example.com",
+	cc: str | None = None,
+	body: str = "Hello, I need help.",
+	headers: dict | None = None,
+) -> bytes:
+	"""A small raw RFC 822 message; tests that need odd mail use the engine's .eml corpus."""
+	lines = [
+		f"From: Client <{sender}>",
+		f"To: {to}",
+		f"Subject: {subject}",
+		"Date: Thu, 26 Nov 2026 10:00:00 +0000",
+		"MIME-Version: 1.0",
+		"Content-Type: text/plain; charset=utf-8",
+	]
+	if message_id:
+		lines.append(f"Message-ID: <{message_id}>")
+	if in_reply_to:
+		lines += [f"In-Reply-To: <{in_reply_to}>", f"References: <{in_reply_to}>"]
+	if cc:
+		lines.append(f"Cc: {cc}")
+	lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+	return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode()
+
+
+def dovecot_channel(server, mailbox, channel_name: str, **values):
+	"""An External channel that polls a real Dovecot test mailbox over SSL with the test CA."""
+	return make_channel(
+		channel_name,
+		imap_username=mailbox.user,
+		imap_password=mailbox.password,
+		imap_host=server.host,
+		imap_port=server.ssl_port,
+		imap_encryption="SSL",
+		ca_certificate=server.ca_file.read_text(),
+		**values,
+	)
+
+
+def messages_of(channel: str) -> list[dict]:
+	return frappe.get_all(
+		"Communication",
+		filters={"reference_doctype": "Ticket", "reference_name": ("in", tickets_of(channel))},
+		fields=["name", "message_id", "reference_name", "sent_or_received", "subject"],
+	)
+
+
+def tickets_of(channel: str) -> list[str]:
+	return frappe.get_all("Ticket", filters={"channel": channel}, pluck="name") or ["-"]

@@ -1,0 +1,333 @@
+# Copyright (c) 2026, usedesk_email developers and contributors
+# For license information, please see license.txt
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+
+from usedesk_email.ingest import dedupe_key, ingest_raw, log_failure
+from usedesk_email.mail.parse import parse_message
+from usedesk_email.mail.thread_keys import ticket_token
+from usedesk_email.poll import poll_channel
+from usedesk_email.testing.dovecot import DovecotServer
+from usedesk_email.usedesk_email.test_support import dovecot_channel, mail, messages_of
+
+EML = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "tests", "eml")
+
+
+class TestTicketIngestion(FrappeTestCase):
+	"""The scheduled poll against a real Dovecot: exactly once, threaded, nothing lost."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.server = DovecotServer().start()
+
+	@classmethod
+	def tearDownClass(cls):
+		cls.server.stop()
+		super().tearDownClass()
+
+	def setUp(self):
+		self.box = self.server.new_mailbox("ticket")
+		self.channel = dovecot_channel(self.server, self.box, f"poll {self.box.user}")
+
+	def deliver(self, raw: bytes, seen: bool = False):
+		self.server.deliver(self.box.user, raw, seen=seen)
+
+	def poll(self) -> dict:
+		return poll_channel(self.channel.name)
+
+	def test_mailbox_becomes_tickets_and_a_second_poll_adds_nothing(self):
+		self.deliver(mail("Printer broken", message_id="a1@client.example"))
+		self.deliver(
+			mail("Re: Printer broken", message_id="a2@client.example", in_reply_to="a1@client.example")
+		)
+		self.deliver(mail("Invoice question", sender="other@example.net", message_id="b1@client.example"))
+		self.deliver(mail("Already read", message_id="r1@client.example"), seen=True)
+
+		outcome = self.poll()
+		self.assertEqual(outcome["result"], "ok", outcome)
+		self.assertEqual(outcome["stored"], 3)
+		messages = messages_of(self.channel.name)
+		self.assertEqual(len(messages), 3)
+		by_id = {m.message_id: m.reference_name for m in messages}
+		self.assertEqual(by_id["a1@client.example"], by_id["a2@client.example"])
+		self.assertNotEqual(by_id["a1@client.example"], by_id["b1@client.example"])
+		self.assertNotIn("r1@client.example", by_id)
+		self.assertEqual(self.server.flags(self.box.user)[4], {"\\Seen"})
+		self.assertTrue(all("\\Seen" in f for f in self.server.flags(self.box.user).values()))
+
+		second = self.poll()
+		self.assertEqual((second["stored"], second["duplicate"]), (0, 0))
+		self.assertEqual(len(messages_of(self.channel.name)), 3)
+		channel = frappe.get_doc("Email Channel", self.channel.name)
+		self.assertEqual(channel.messages_ingested, 3)
+		self.assertEqual(channel.consecutive_failures, 0)
+		self.assertTrue(channel.last_poll_at)
+
+	def test_message_stored_but_not_marked_seen_is_not_stored_again(self):
+		raw = mail("Crash window", message_id="crash@client.example")
+		self.deliver(raw)
+		ingest_raw(self.channel, raw, "before the crash")  # committed, but \Seen never set
+		self.assertFalse(self.server.flags(self.box.user)[1])
+		outcome = self.poll()
+		self.assertEqual((outcome["stored"], outcome["duplicate"]), (0, 1))
+		self.assertEqual(len(messages_of(self.channel.name)), 1)
+		self.assertEqual(self.server.flags(self.box.user)[1], {"\\Seen"})
+
+	def test_worker_killed_between_commit_and_seen_causes_no_duplicate(self):
+		self.deliver(mail("Killed worker", message_id="kill@client.example"))
+		frappe.db.commit()
+		child = run_site_script(
+			f"""
+			import os, signal
+			import usedesk_email.poll as poll
+			original = poll.ingest_raw
+			def ingest_then_die(*args, **kwargs):
+				original(*args, **kwargs)  # committed
+				os.kill(os.getpid(), signal.SIGKILL)  # dies before \\Seen is set
+			poll.ingest_raw = ingest_then_die
+			poll.poll_channel({self.channel.name!r})
+			"""
+		)
+		self.assertEqual(child.returncode, -9, child.stderr)
+		self.assertFalse(self.server.flags(self.box.user)[1], "killed before \\Seen: still unread")
+		self.assertEqual(len(messages_of(self.channel.name)), 1)
+		outcome = self.poll()
+		self.assertEqual(outcome["duplicate"], 1)
+		self.assertEqual(len(messages_of(self.channel.name)), 1)
+		self.assertEqual(self.server.flags(self.box.user)[1], {"\\Seen"})
+
+	def test_two_polls_at_once_store_each_message_once(self):
+		for i in range(20):
+			self.deliver(
+				mail(f"Concurrent {i}", sender=f"c{i}@example.org", message_id=f"con{i}@client.example")
+			)
+		frappe.db.commit()
+		script = f"""
+			import usedesk_email.poll as poll
+			print(poll.poll_channel({self.channel.name!r}))
+			"""
+		children = [start_site_script(script) for _ in range(2)]
+		outputs = [child.communicate(timeout=180) for child in children]
+		for child, (out, err) in zip(children, outputs, strict=True):
+			self.assertEqual(child.returncode, 0, err)
+		self.assertEqual(len(messages_of(self.channel.name)), 20)
+		self.assertEqual(len(frappe.get_all("Ticket", filters={"channel": self.channel.name})), 20)
+
+	def test_concurrent_ingestion_of_one_message_bypassing_the_lock_stores_it_once(self):
+		"""The unique index, not only the poll lock, keeps a message single."""
+		raw = mail("Same message twice", message_id="twice@client.example")
+		frappe.db.commit()
+		script = f"""
+			import frappe
+			from usedesk_email.ingest import dedupe_key, ingest_raw, log_failure
+from usedesk_email.mail.parse import parse_message
+			channel = frappe.get_doc("Email Channel", {self.channel.name!r})
+			print(ingest_raw(channel, {raw!r}, "race").outcome)
+			"""
+		children = [start_site_script(script) for _ in range(4)]
+		outcomes = [child.communicate(timeout=120)[0].strip().splitlines()[-1] for child in children]
+		self.assertEqual(sorted(outcomes), ["duplicate", "duplicate", "duplicate", "stored"])
+		self.assertEqual(len(messages_of(self.channel.name)), 1)
+
+	def test_replies_thread_by_our_message_id_and_by_token_but_not_for_strangers(self):
+		self.deliver(mail("Need a refund", message_id="t1@client.example"))
+		self.poll()
+		ticket = frappe.get_all("Ticket", filters={"channel": self.channel.name}, pluck="name")[0]
+		token = ticket_token(ticket)
+		# A reply to a letter of ours: its Message-ID is in the ledger.
+		frappe.get_doc(
+			{
+				"doctype": "Email Channel Message",
+				"channel": self.channel.name,
+				"dedupe_key": dedupe_key("ours-1@site.example"),
+				"message_id": "ours-1@site.example",
+				"direction": "Outgoing",
+				"ticket": ticket,
+			}
+		).insert(ignore_permissions=True)
+		frappe.db.commit()
+		self.deliver(
+			mail("Re: Need a refund", message_id="t2@client.example", in_reply_to="ours-1@site.example")
+		)
+		self.deliver(mail(f"Still waiting {token}", message_id="t3@client.example"))
+		self.deliver(mail(f"Hijack {token}", sender="stranger@evil.example", message_id="t4@client.example"))
+		self.deliver(mail("Need a refund", sender="someone@else.example", message_id="t5@client.example"))
+		self.poll()
+		by_id = {m.message_id: m.reference_name for m in messages_of(self.channel.name)}
+		self.assertEqual(by_id["t2@client.example"], ticket)
+		self.assertEqual(by_id["t3@client.example"], ticket)
+		self.assertNotEqual(by_id["t4@client.example"], ticket)
+		self.assertNotEqual(by_id["t5@client.example"], ticket, "never merged by subject alone")
+
+	def test_status_rules_and_noise(self):
+		self.deliver(mail("Broken", message_id="s1@client.example", cc="boss@example.org, help@example.com"))
+		self.poll()
+		ticket = frappe.get_all("Ticket", filters={"channel": self.channel.name}, pluck="name")[0]
+		doc = frappe.get_doc("Ticket", ticket)
+		self.assertEqual(doc.cc_addresses, "boss@example.org", "the channel's own address is no participant")
+
+		frappe.db.set_value("Ticket", ticket, "status", "Replied")
+		frappe.db.commit()
+		self.deliver(
+			mail(
+				"Out of office",
+				message_id="s2@client.example",
+				in_reply_to="s1@client.example",
+				headers={"Auto-Submitted": "auto-replied"},
+			)
+		)
+		self.deliver(
+			mail(
+				"Auto reply, no ticket",
+				sender="robot@example.org",
+				message_id="s3@client.example",
+				headers={"Auto-Submitted": "auto-replied"},
+			)
+		)
+		self.deliver(mail("Copy of our own", sender="help@example.com", message_id="s4@client.example"))
+		outcome = self.poll()
+		self.assertEqual(outcome["ignored"], 2, outcome)
+		self.assertEqual(
+			frappe.db.get_value("Ticket", ticket, "status"), "Replied", "auto-reply does not reopen"
+		)
+		self.assertEqual(len(frappe.get_all("Ticket", filters={"channel": self.channel.name})), 1)
+
+		self.deliver(mail("Re: Broken", message_id="s5@client.example", in_reply_to="s1@client.example"))
+		self.poll()
+		self.assertEqual(frappe.db.get_value("Ticket", ticket, "status"), "Open", "the client reopens it")
+
+		frappe.db.set_value("Ticket", ticket, "status", "Closed")
+		frappe.db.commit()
+		self.deliver(mail("Re: Broken", message_id="s6@client.example", in_reply_to="s1@client.example"))
+		self.poll()
+		follow_up = frappe.get_all("Ticket", filters={"previous_ticket": ticket}, pluck="name")
+		self.assertEqual(len(follow_up), 1, "a message to a closed ticket opens a linked follow-up")
+		self.assertEqual(frappe.db.get_value("Ticket", ticket, "status"), "Closed")
+
+	def test_bounce_joins_the_ticket_of_the_bounced_letter(self):
+		self.deliver(mail("Order 42", message_id="o1@client.example"))
+		self.poll()
+		ticket = frappe.get_all("Ticket", filters={"channel": self.channel.name}, pluck="name")[0]
+		with open(os.path.join(EML, "dsn_bounce.eml"), "rb") as f:
+			bounce = f.read()
+		bounced_id = parse_message(bounce).bounced_message_id
+		self.assertTrue(bounced_id)
+		frappe.get_doc(
+			{
+				"doctype": "Email Channel Message",
+				"channel": self.channel.name,
+				"dedupe_key": dedupe_key(bounced_id),
+				"message_id": bounced_id,
+				"direction": "Outgoing",
+				"ticket": ticket,
+			}
+		).insert(ignore_permissions=True)
+		frappe.db.set_value("Ticket", ticket, "status", "Replied")
+		frappe.db.commit()
+		self.deliver(bounce)
+		self.poll()
+		self.assertEqual(len(frappe.get_all("Ticket", filters={"channel": self.channel.name})), 1)
+		self.assertEqual(frappe.db.get_value("Ticket", ticket, "status"), "Replied")
+		self.assertEqual(len(messages_of(self.channel.name)), 2)
+
+	def test_failing_message_is_logged_raw_and_the_others_are_ingested(self):
+		no_sender = b"To: help@example.com\r\nSubject: Who am I\r\nMessage-ID: <nofrom@x>\r\n\r\nbody\r\n"
+		self.deliver(mail("Fine before", message_id="f1@client.example"))
+		self.deliver(no_sender)
+		self.deliver(mail("Fine after", message_id="f2@client.example"))
+		outcome = self.poll()
+		self.assertEqual((outcome["stored"], outcome["failed"]), (2, 1), outcome)
+		failure = frappe.get_last_doc("Email Channel Failure", filters={"channel": self.channel.name})
+		self.assertIn("no sender", failure.error)
+		self.assertEqual(failure.subject, "Who am I")
+		stored = frappe.get_doc("File", {"file_url": failure.raw_file}).get_content()
+		self.assertEqual(stored if isinstance(stored, bytes) else stored.encode(), no_sender)
+		self.assertTrue(all("\\Seen" in f for f in self.server.flags(self.box.user).values()))
+
+		failure.retry()
+		failure.reload()
+		self.assertEqual((failure.status, failure.attempts), ("Failed", 2), "still no sender: still failed")
+
+	def test_retry_stores_a_logged_message(self):
+		raw = mail("Stored on retry", message_id="retry@client.example")
+		name = log_failure(self.channel.name, raw, "IMAP UID 9", "OperationalError: database went away")
+		frappe.db.commit()
+		result = frappe.get_doc("Email Channel Failure", name).retry()
+		self.assertEqual(result["outcome"], "stored")
+		self.assertEqual(frappe.db.get_value("Email Channel Failure", name, "status"), "Retried")
+		self.assertEqual(len(messages_of(self.channel.name)), 1)
+
+	def test_attachments_and_inline_images_become_private_files(self):
+		with open(os.path.join(EML, "inline_cid.eml"), "rb") as f:
+			self.deliver(f.read())
+		self.poll()
+		comm = messages_of(self.channel.name)[0]
+		files = frappe.get_all(
+			"File",
+			filters={"attached_to_doctype": "Communication", "attached_to_name": comm.name},
+			fields=["file_url", "is_private"],
+		)
+		self.assertTrue(files)
+		self.assertTrue(all(f.is_private for f in files))
+		content = frappe.db.get_value("Communication", comm.name, "content")
+		self.assertNotIn("cid:", content.lower())
+		self.assertIn("/private/files/", content)
+
+	def test_undecodable_mail_is_stored_with_replacement_characters(self):
+		with open(os.path.join(EML, "charset_misspelt.eml"), "rb") as f:
+			self.deliver(f.read())
+		outcome = self.poll()
+		self.assertEqual(outcome["stored"], 1, outcome)
+
+	def test_wrong_password_shows_on_the_channel_and_backs_off(self):
+		self.channel.imap_password = "wrong-password-123"
+		self.channel.save()
+		for _ in range(3):
+			outcome = self.poll()
+			self.assertEqual(outcome["result"], "error")
+		channel = frappe.get_doc("Email Channel", self.channel.name)
+		self.assertEqual(channel.consecutive_failures, 3)
+		self.assertNotIn("wrong-password-123", channel.last_error)
+		self.assertTrue(channel.last_error)
+		self.assertTrue(channel.next_poll_after, "repeated authentication failures back off")
+
+	def test_unreachable_host_is_a_transient_error_without_backoff(self):
+		self.channel.imap_port = self.server.ssl_port + 7919 if self.server.ssl_port < 50000 else 1
+		self.channel.save()
+		for _ in range(3):
+			self.assertEqual(self.poll()["result"], "error")
+		channel = frappe.get_doc("Email Channel", self.channel.name)
+		self.assertEqual(channel.consecutive_failures, 3)
+		self.assertFalse(channel.next_poll_after)
+		self.assertTrue(channel.enabled)
+
+
+def start_site_script(code: str) -> subprocess.Popen:
+	"""Run code in a fresh process connected to this site: a real second worker."""
+	bootstrap = textwrap.dedent(
+		f"""
+		import frappe
+		frappe.init(site={frappe.local.site!r}, sites_path={frappe.local.sites_path!r})
+		frappe.connect()
+		"""
+	)
+	return subprocess.Popen(
+		[sys.executable, "-c", bootstrap + textwrap.dedent(code)],
+		cwd=frappe.local.sites_path,
+		stdout=subprocess.PIPE,
+		stderr=subprocess.PIPE,
+		text=True,
+	)
+
+
+def run_site_script(code: str) -> subprocess.CompletedProcess:
+	child = start_site_script(code)
+	out, err = child.communicate(timeout=180)
+	return subprocess.CompletedProcess(child.args, child.returncode, out, err)
