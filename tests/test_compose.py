@@ -20,7 +20,7 @@ from usedesk_email.mail.errors import ComposeError
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.quote_build import CLIPPED_NOTE, QUOTE_MAX_BYTES, QUOTE_MAX_MESSAGES
 from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, send
-from usedesk_email.mail.thread_keys import reply_subject
+from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.testing.smtp_server import SmtpTestServer
 
 DOMAIN = "helpdesk.example.com"
@@ -31,7 +31,7 @@ JUNE_3 = datetime(2024, 6, 3, 14, 5, tzinfo=timezone.utc)
 def draft(**changes) -> ReplyDraft:
 	values = dict(
 		subject="Printer is on fire",
-		token="[#42]",
+		token=ticket_token(42),
 		from_address=Address("support@shop.example", "Shop Support"),
 		recipients=[CLIENT, Address("boss@example.org", "Boss"), Address("colleague@example.net")],
 		message_id_domain=DOMAIN,
@@ -146,10 +146,9 @@ def test_bcc_skipped_when_own_address_recipient_or_empty(bcc):
 
 
 def test_subject_in_reply_to_and_references():
-	reply = compose_reply(draft(subject="Re: Printer is on fire [#42]"))
+	reply = compose_reply(draft(subject="RE: Fwd: Printer is on fire [UD#42]"))
 	message = parsed(reply)[0]
-	assert message["Subject"] == reply.subject == reply_subject("Re: Printer is on fire [#42]", "[#42]")
-	assert message["Subject"].count("[#42]") == 1
+	assert message["Subject"] == reply.subject == "Re: Printer is on fire [UD#42]"
 	assert message["In-Reply-To"] == "<client-2@mail.example.com>"
 	assert message["References"] == (
 		"<client-1@mail.example.com> <ours-1@helpdesk.example.com> <client-2@mail.example.com>"

@@ -2,6 +2,7 @@
 Dovecot mailboxes, fetched over IMAP, parsed by the inbound engine - and threads back to its
 ticket both by its headers and by the token in its subject."""
 
+import dataclasses
 from datetime import datetime, timezone
 
 import pytest
@@ -11,20 +12,39 @@ from usedesk_email.mail.imap_session import FetchedMessage, ImapSettings, drain
 from usedesk_email.mail.message import Address, Kind, ParsedMessage
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, send
-from usedesk_email.mail.thread_keys import find_token
+from usedesk_email.mail.thread_keys import ThreadDecision, ThreadIndex, find_token, ticket_token
 from usedesk_email.testing.certificates import make_certificates
 from usedesk_email.testing.dovecot import DovecotServer, Mailbox
 from usedesk_email.testing.smtp_server import Delivery, SmtpTestServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
-TOKEN = "[#4711]"
+TICKET = "4711"
+TOKEN = ticket_token(TICKET)
 SMTP_PASSWORD = "agent-smtp-password"
 # What the ticket has stored: the client's first mail and our earlier reply.
 CLIENT_FIRST = "CAF=first+mail@mail.gmail.example"
 OUR_EARLIER = "17000.1.2@helpdesk.example.com"
 CLIENT_LATEST = "CAF=second+mail@mail.gmail.example"
 TICKET_IDS = {CLIENT_FIRST, OUR_EARLIER, CLIENT_LATEST}
+
+
+def stored_ticket(client_email: str) -> tuple[ThreadIndex, int]:
+	"""The ticket as the site has it: the client's two mails and our reply in between."""
+	index = ThreadIndex()
+
+	def mail(message_id: str, sender: str, to: str, subject: str, parent: str = "") -> ParsedMessage:
+		threading = f"In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n" if parent else ""
+		return parse_message(
+			f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n"
+			f"Date: Mon, 02 Jun 2025 09:00:00 +0000\r\n{threading}\r\nHello\r\n".encode()
+		)
+
+	support = "support@helpdesk.example.com"
+	key = index.add(mail(CLIENT_FIRST, client_email, support, "Printer"), token_of_new=TICKET).ticket_key
+	index.add(mail(OUR_EARLIER, support, client_email, f"Re: Printer {TOKEN}", CLIENT_FIRST))
+	index.add(mail(CLIENT_LATEST, client_email, support, f"Re: Printer {TOKEN}", OUR_EARLIER))
+	return index, key
 
 
 def fetch_all(mailbox: Mailbox) -> list[ParsedMessage]:
@@ -107,6 +127,7 @@ def test_reply_round_trip_threads_to_the_ticket(dovecot, smtp_into_dovecot):
 		(addresses[archive.user], Outcome.SENT),
 	]
 
+	index, ticket = stored_ticket(addresses[client.user])
 	for box, letter in zip((client, cc, archive), reply.letters, strict=True):
 		(received,) = fetch_all(box)
 		assert received.message_id == letter.message_id
@@ -115,8 +136,13 @@ def test_reply_round_trip_threads_to_the_ticket(dovecot, smtp_into_dovecot):
 		assert received.in_reply_to == [CLIENT_LATEST]
 		assert received.references == [CLIENT_FIRST, OUR_EARLIER, CLIENT_LATEST]
 		assert set(received.thread_ids) == TICKET_IDS
-		# by token
-		assert find_token(received.subject) == TOKEN
+		assert index.add(received) == ThreadDecision(ticket, "in-reply-to")
+		# by token alone, as when a client's mailer drops the threading headers
+		bare = dataclasses.replace(
+			received, message_id=f"bare-{received.message_id}", in_reply_to=[], references=[]
+		)
+		assert find_token(received.subject) == TICKET
+		assert index.add(bare) == ThreadDecision(ticket, "token")
 		assert received.subject.count(TOKEN) == 1 and "Принтер горит" in received.subject
 		assert "Здравствуйте!\n.\nМы уже едем." in received.text.replace("\r\n", "\n")
 		assert received.text.count("Anna, support") == 1
@@ -147,4 +173,4 @@ def test_automatic_letter_is_recognised_as_one_by_the_inbound_engine(dovecot, sm
 	assert [r.outcome for r in send(settings, reply.letters)] == [Outcome.SENT]
 	(received,) = fetch_all(client)
 	assert received.kind == Kind.AUTO_REPLY
-	assert received.in_reply_to == [CLIENT_FIRST] and find_token(received.subject) == TOKEN
+	assert received.in_reply_to == [CLIENT_FIRST] and find_token(received.subject) == TICKET
