@@ -115,7 +115,7 @@ class TestTicketIngestion(FrappeTestCase):
 			"""
 		children = [start_site_script(script) for _ in range(2)]
 		outputs = [child.communicate(timeout=180) for child in children]
-		for child, (out, err) in zip(children, outputs, strict=True):
+		for child, (_out, err) in zip(children, outputs, strict=True):
 			self.assertEqual(child.returncode, 0, err)
 		self.assertEqual(len(messages_of(self.channel.name)), 20)
 		self.assertEqual(len(frappe.get_all("Ticket", filters={"channel": self.channel.name})), 20)
@@ -126,20 +126,22 @@ class TestTicketIngestion(FrappeTestCase):
 		frappe.db.commit()
 		script = f"""
 			import frappe
-			from usedesk_email.ingest import dedupe_key, ingest_raw, log_failure
-from usedesk_email.mail.parse import parse_message
+			from usedesk_email.ingest import ingest_raw
 			channel = frappe.get_doc("Email Channel", {self.channel.name!r})
 			print(ingest_raw(channel, {raw!r}, "race").outcome)
 			"""
 		children = [start_site_script(script) for _ in range(4)]
-		outcomes = [child.communicate(timeout=120)[0].strip().splitlines()[-1] for child in children]
+		results = [child.communicate(timeout=120) for child in children]
+		for child, (_out, err) in zip(children, results, strict=True):
+			self.assertEqual(child.returncode, 0, err)
+		outcomes = [out.strip().splitlines()[-1] for out, _err in results]
 		self.assertEqual(sorted(outcomes), ["duplicate", "duplicate", "duplicate", "stored"])
 		self.assertEqual(len(messages_of(self.channel.name)), 1)
 
 	def test_replies_thread_by_our_message_id_and_by_token_but_not_for_strangers(self):
 		self.deliver(mail("Need a refund", message_id="t1@client.example"))
 		self.poll()
-		ticket = frappe.get_all("Ticket", filters={"channel": self.channel.name}, pluck="name")[0]
+		ticket = str(frappe.get_all("Ticket", filters={"channel": self.channel.name}, pluck="name")[0])
 		token = ticket_token(ticket)
 		# A reply to a letter of ours: its Message-ID is in the ledger.
 		frappe.get_doc(
