@@ -17,7 +17,8 @@ from usedesk_email.mail.providers import default_port, preset_for
 		("a@yahoo.co.uk", "imap.mail.yahoo.com", "smtp.mail.yahoo.com"),
 		("a@me.com", "imap.mail.me.com", "smtp.mail.me.com"),
 		("a@zohomail.com", "imap.zoho.com", "smtp.zoho.com"),
-		("a@gmx.de", "imap.gmx.com", "mail.gmx.com"),
+		("a@gmx.com", "imap.gmx.com", "mail.gmx.com"),
+		("a@gmx.de", "imap.gmx.net", "mail.gmx.net"),
 	],
 )
 def test_well_known_providers(address, imap_host, smtp_host):
@@ -48,3 +49,53 @@ def test_default_ports():
 	assert [default_port(s, "smtp") for s in ("ssl", "STARTTLS", "None")] == [465, 587, 25]
 	with pytest.raises(ConfigError):
 		default_port("tls13", "imap")
+
+
+@pytest.mark.parametrize(
+	"name, domains",
+	[
+		("Gmail", "gmail.com googlemail.com"),
+		("Yandex", "yandex.ru yandex.com ya.ru yandex.by yandex.kz yandex.ua"),
+		("Mail.ru", "mail.ru inbox.ru list.ru bk.ru internet.ru"),
+		("Outlook / Office 365", "outlook.com hotmail.com live.com msn.com"),
+		("Yahoo", "yahoo.com ymail.com yahoo.fr yahoo.com.br"),
+		("iCloud", "icloud.com me.com mac.com"),
+		("Zoho", "zoho.com zohomail.com"),
+		("GMX", "gmx.com gmx.net gmx.de"),
+	],
+)
+def test_every_domain_of_each_provider(name, domains):
+	for domain in domains.split():
+		assert preset_for(f"someone@{domain}").name == name, domain
+
+
+def test_address_forms_are_normalised():
+	gmail = preset_for("a@gmail.com")
+	assert preset_for("  A.B+tag@GMAIL.COM  ") == gmail
+	assert preset_for("a@gmail.com.") == gmail, "a fully qualified domain"
+	assert preset_for("a@ｇｍａｉｌ．ｃｏｍ") == gmail, "IDNA mapping of full-width letters"
+	assert preset_for('"weird@local"@gmail.com') == gmail, "the domain is after the last @"
+	assert preset_for("a@почта.рф") is None, "an IDN domain of no known provider"
+
+
+def test_separate_services_are_not_confused():
+	assert preset_for("a@yahoo.co.jp") is None, "Yahoo! JAPAN has its own servers"
+	assert preset_for("a@gmail.com.evil.example") is None
+	assert preset_for("a@notgmail.com") is None
+	tenant = preset_for("admin@contoso.onmicrosoft.com")
+	assert tenant.imap == ("outlook.office365.com", 993, "ssl")
+	assert tenant.smtp == ("smtp.office365.com", 587, "starttls")
+
+
+def test_icloud_and_office365_endpoints():
+	icloud = preset_for("a@icloud.com")
+	assert (icloud.imap, icloud.smtp) == (
+		("imap.mail.me.com", 993, "ssl"),
+		("smtp.mail.me.com", 587, "starttls"),
+	)
+
+
+@pytest.mark.parametrize("protocol, security", [("pop3", "ssl"), ("imap", ""), ("smtp", None)])
+def test_default_port_refuses_unknown_values(protocol, security):
+	with pytest.raises(ConfigError):
+		default_port(security, protocol)

@@ -41,7 +41,12 @@ _PRESETS = (
 	),
 	(
 		ProviderPreset("Yahoo", ("imap.mail.yahoo.com", 993, "ssl"), ("smtp.mail.yahoo.com", 465, "ssl")),
-		("yahoo.com", "yahoo.co.uk", "yahoo.de", "yahoo.fr", "yahoo.co.jp", "ymail.com", "rocketmail.com"),
+		# Not yahoo.co.jp: Yahoo! JAPAN is a separate service with its own servers.
+		tuple(
+			"yahoo.com ymail.com rocketmail.com yahoo.co.uk yahoo.de yahoo.fr yahoo.es yahoo.it yahoo.ca"
+			" yahoo.in yahoo.co.in yahoo.com.au yahoo.com.br yahoo.com.mx yahoo.com.ar yahoo.co.id"
+			" yahoo.com.sg yahoo.com.ph yahoo.gr yahoo.se yahoo.ie".split()
+		),
 	),
 	(
 		ProviderPreset("iCloud", ("imap.mail.me.com", 993, "ssl"), ("smtp.mail.me.com", 587, "starttls")),
@@ -53,7 +58,12 @@ _PRESETS = (
 	),
 	(
 		ProviderPreset("GMX", ("imap.gmx.com", 993, "ssl"), ("mail.gmx.com", 587, "starttls")),
-		("gmx.com", "gmx.net", "gmx.de", "gmx.at", "gmx.ch"),
+		("gmx.com", "gmx.us"),
+	),
+	(
+		# GMX's German-speaking service: its own hosts, not gmx.com's.
+		ProviderPreset("GMX", ("imap.gmx.net", 993, "ssl"), ("mail.gmx.net", 587, "starttls")),
+		("gmx.net", "gmx.de", "gmx.at", "gmx.ch"),
 	),
 )
 _BY_DOMAIN = {domain: preset for preset, domains in _PRESETS for domain in domains}
@@ -75,7 +85,10 @@ def preset_for(address: str) -> ProviderPreset | None:
 		domain = domain.encode("idna").decode("ascii").lower()
 	except UnicodeError:
 		return None
-	return _BY_DOMAIN.get(domain.rstrip("."))
+	domain = domain.rstrip(".")
+	if domain.endswith(".onmicrosoft.com"):  # a Microsoft 365 tenant's own domain
+		domain = "onmicrosoft.com"
+	return _BY_DOMAIN.get(domain)
 
 
 def default_port(security: str, protocol: str) -> int:
