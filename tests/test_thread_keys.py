@@ -4,8 +4,10 @@ import pytest
 
 from usedesk_email.mail.message import Address, ParsedMessage
 from usedesk_email.mail.thread_keys import (
+	ThreadDecision,
 	ThreadIndex,
 	find_token,
+	lookup_ids,
 	normalise_subject,
 	reply_subject,
 	strip_token,
@@ -22,7 +24,17 @@ from usedesk_email.mail.thread_keys import (
 		("Отв: Ответ: Пересл: Привет", "привет"),
 		("Re : Fw：Hello", "hello"),
 		("Re: Report about Re: something", "report about re: something"),
+		("RV: TR: RES: ENC: Ynt: VL: Odp: Rif: Hola", "hola"),
+		("回复：转发: 答复: 你好", "你好"),
+		("Fwd[2]: RE [3]: re^2 : Fw: Hello", "hello"),
+		("  Re:Re:RE:   Hello \t  there  ", "hello there"),
 		("Regarding: the bill", "regarding: the bill"),
+		("Recall: meeting", "recall: meeting"),
+		("Reply needed: invoice", "reply needed: invoice"),
+		("Fwd the invoice please", "fwd the invoice please"),
+		("Report: Re: Fwd: disk", "report: re: fwd: disk"),
+		("Re", "re"),
+		("Отчёт: Re: сбой", "отчёт: re: сбой"),
 		("Fwd: [UD#12] Re: Hello  world [UD#12]", "hello world"),
 		("", ""),
 	],
@@ -77,3 +89,44 @@ def test_thread_index_follows_headers_then_token_from_participants_only():
 	assert stranger.reason == "new" and stranger.ticket_key != first.ticket_key
 	same_subject = index.add(message("f@x", sender="other@example.net", subject="Hi"))
 	assert same_subject.reason == "new", "never threaded by subject alone"
+
+
+def test_lookup_ids_are_the_message_thread_ids():
+	msg = message("m@x", in_reply_to=["p@x"], references=["root@x", "mid@x", "p@x"])
+	assert lookup_ids(msg) == ["p@x", "mid@x", "root@x"]
+
+
+def test_a_reply_chain_threads_by_headers_with_the_nearest_parent():
+	index = ThreadIndex(own_addresses=frozenset({"help@example.com"}))
+	first = index.add(message("1@client", subject="Printer"), token_of_new="7")
+	other = index.add(message("1@other", sender="other@example.org", subject="Printer"))
+	assert other.reason == "new" and other.ticket_key != first.ticket_key, "same subject, another client"
+	ours = message(
+		"r1@help", sender="help@example.com", subject="Re: Printer [UD#7]", in_reply_to=["1@client"]
+	)
+	assert index.add(ours) == ThreadDecision(first.ticket_key, "in-reply-to")
+	answer = message(
+		"2@client",
+		subject="RE: Re: Printer [UD#7]",
+		in_reply_to=["r1@help"],
+		references=["1@client", "r1@help"],
+	)
+	assert index.add(answer) == ThreadDecision(first.ticket_key, "in-reply-to")
+	# In-Reply-To lost by the client; References still name a stored message.
+	cut = message("3@client", subject="Printer", references=["gone@x", "2@client", "unknown@x"])
+	assert index.add(cut) == ThreadDecision(first.ticket_key, "references")
+
+
+def test_the_channel_address_is_never_a_participant():
+	index = ThreadIndex(own_addresses=frozenset({"Help@Example.com"}))
+	index.add(message("1@client", subject="Printer"), token_of_new="9")
+	spoof = index.add(message("2@x", sender="help@example.com", subject="Re: Printer [UD#9]"))
+	assert spoof.reason == "new", "the channel's own address in To does not make it a participant"
+	assert index.add(message("3@client", subject="Printer again [UD#9]")).reason == "token"
+
+
+def test_a_message_seen_twice_joins_its_first_ticket():
+	index = ThreadIndex()
+	first = index.add(message("same@x", subject="Invoice"), token_of_new="3")
+	again = index.add(message("same@x", subject="Invoice"))
+	assert (again.ticket_key, again.reason) == (first.ticket_key, "duplicate")

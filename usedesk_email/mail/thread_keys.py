@@ -18,7 +18,8 @@ from usedesk_email.mail.message import ParsedMessage
 _TOKEN = re.compile(r"\[UD#([A-Za-z0-9-]{1,64})\]")
 _PREFIX = re.compile(
 	r"""^\s*(?:
-		(?:re|fwd?|aw|wg|sv|vs|antw|doorst|tr|rif|odp|отв|ответ|пересл|переслать|ha)
+		(?:re|fwd?|aw|wg|sv|vs|vl|antw|doorst|tr|rv|rif|res|enc|odp|ynt|отв|ответ|пересл|переслать|ha
+		|回复|答复|转发|回覆|轉寄)
 		(?:\s*[\[(]\d+[\])]|\^\d+)?   # Re[2], Re(3), Re^2
 		\s*[:：]
 	)""",
@@ -58,6 +59,11 @@ def normalise_subject(subject: str) -> str:
 	return strip_prefixes(strip_token(subject)).casefold()
 
 
+def lookup_ids(msg: ParsedMessage) -> list[str]:
+	"""Stored Message-IDs that would place the message: In-Reply-To, then References newest first."""
+	return msg.thread_ids
+
+
 def reply_subject(subject: str, token: str) -> str:
 	""" "Re: <subject> <token>" however many prefixes and tokens the subject already carries."""
 	base = strip_prefixes(strip_token(subject)) if subject else ""
@@ -67,13 +73,17 @@ def reply_subject(subject: str, token: str) -> str:
 @dataclass
 class ThreadDecision:
 	ticket_key: int
-	reason: str  # "in-reply-to" | "references" | "token" | "new"
+	reason: str  # "in-reply-to" | "references" | "token" | "duplicate" (Message-ID already placed) | "new"
 
 
 @dataclass
 class ThreadIndex:
-	"""In-memory threading of a batch of messages, as the site would thread them."""
+	"""In-memory threading of a batch of messages, as the site would thread them.
 
+	own_addresses: the channel's main and additional e-mails, which never become participants.
+	"""
+
+	own_addresses: frozenset[str] = frozenset()
 	_by_message_id: dict[str, int] = field(default_factory=dict)
 	_participants: dict[int, set[str]] = field(default_factory=dict)
 	_tokens: dict[str, int] = field(default_factory=dict)
@@ -86,19 +96,21 @@ class ThreadIndex:
 			if token_of_new:
 				self._tokens[token_of_new] = decision.ticket_key
 		self._by_message_id[msg.message_id] = decision.ticket_key
+		own = {address.lower() for address in self.own_addresses}
 		people = self._participants[decision.ticket_key]
 		people.update(a.email.lower() for a in [*msg.to, *msg.cc] if a.email)
 		if sender:
 			people.add(sender)
+		people -= own
 		return decision
 
 	def _decide(self, msg: ParsedMessage, sender: str) -> ThreadDecision:
-		for mid in msg.in_reply_to:
+		if msg.message_id in self._by_message_id:
+			return ThreadDecision(self._by_message_id[msg.message_id], "duplicate")
+		for mid in lookup_ids(msg):
 			if mid in self._by_message_id:
-				return ThreadDecision(self._by_message_id[mid], "in-reply-to")
-		for mid in reversed(msg.references):
-			if mid in self._by_message_id:
-				return ThreadDecision(self._by_message_id[mid], "references")
+				reason = "in-reply-to" if mid in msg.in_reply_to else "references"
+				return ThreadDecision(self._by_message_id[mid], reason)
 		name = find_token(msg.subject)
 		key = self._tokens.get(name) if name else None
 		if key is not None and sender in self._participants[key]:
