@@ -252,3 +252,11 @@ def _result(letter: Letter, outcome: Outcome, code: int | None, detail: str | by
 def _redacted(result: SendResult, settings: SmtpSettings) -> SendResult:
 	detail = redact(result.detail, settings.password, settings.oauth2_token)
 	return result if detail == result.detail else SendResult(**{**result.__dict__, "detail": detail})
+
+
+def check_connection(settings: SmtpSettings) -> str:
+	"""Connect, secure and log in as for a send, but send nothing: the form's Test Connection."""
+	with _session(settings) as smtp:
+		secured = {"ssl": "TLS", "starttls": "STARTTLS"}.get(settings.security, "no encryption")
+		login = f"logged in as {settings.username!r}" if settings.username else "no login"
+		return f"{settings.host}:{settings.port} over {secured}, {login}; size limit {smtp.esmtp_features.get('size', 'not announced')}"
