@@ -56,16 +56,15 @@ def mail(
 
 def dovecot_channel(server, mailbox, channel_name: str, **values):
 	"""An External channel that polls a real Dovecot test mailbox over SSL with the test CA."""
-	return make_channel(
-		channel_name,
-		imap_username=mailbox.user,
-		imap_password=mailbox.password,
-		imap_host=server.host,
-		imap_port=server.ssl_port,
-		imap_encryption="SSL",
-		ca_certificate=server.ca_file.read_text(),
-		**values,
-	)
+	settings = {
+		"imap_username": mailbox.user,
+		"imap_password": mailbox.password,
+		"imap_host": server.host,
+		"imap_port": server.ssl_port,
+		"imap_encryption": "SSL",
+		"ca_certificate": server.ca_file.read_text(),
+	}
+	return make_channel(channel_name, **{**settings, **values})
 
 
 def messages_of(channel: str) -> list[dict]:

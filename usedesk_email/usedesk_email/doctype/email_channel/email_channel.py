@@ -13,8 +13,6 @@ from usedesk_email.connection_check import check_channel
 from usedesk_email.mail.providers import default_port, preset_for
 from usedesk_email.poll import enqueue_poll
 
-MANAGER_ROLES = ("Support Manager", "System Manager")
-
 
 class EmailChannel(Document):
 	def validate(self):
@@ -122,10 +120,10 @@ class EmailChannel(Document):
 
 	@frappe.whitelist()
 	def test_connection(self) -> dict:
-		frappe.only_for(MANAGER_ROLES)
+		self.check_permission("write")  # managers only; agents may not log in to mailboxes
 		return check_channel(self)
 
 	@frappe.whitelist()
 	def poll_now(self) -> dict:
-		frappe.only_for(MANAGER_ROLES)
+		self.check_permission("write")  # managers only; agents may not log in to mailboxes
 		return {"job_id": enqueue_poll(self.name)}

@@ -11,7 +11,7 @@ from usedesk_email.ingest import retry_failure
 class EmailChannelFailure(Document):
 	@frappe.whitelist()
 	def retry(self) -> dict:
-		frappe.only_for(("Support Manager", "System Manager"))
+		self.check_permission("write")
 		if self.status == "Retried":
 			frappe.throw(_("This message was already stored in ticket {0}.").format(self.ticket))
 		result = retry_failure(self.name)
