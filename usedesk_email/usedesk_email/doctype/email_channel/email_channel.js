@@ -45,7 +45,7 @@ frappe.ui.form.on("Email Channel", {
 	},
 
 	test_connection(frm) {
-		frm.call({ method: "test_connection", freeze: true, freeze_message: __("Connecting...") }).then(
+		frm.call({ method: "test_connection", doc: frm.doc, freeze: true, freeze_message: __("Connecting...") }).then(
 			(r) => {
 				const rows = (r.message.checks || []).map(
 					(c) =>
