@@ -328,7 +328,7 @@ class _HtmlReply:
 		self.tokens = tokenize(html)
 		self.lines: list[str] = []
 		self.line_starts: list[int] = []
-		self.quoted: list[bool] = []
+		self.quoted: list[bool] = []  # the line starts inside a blockquote
 		self.hinted: list[bool] = []
 		self.content = [0]  # content tokens (visible text, images) before each token index
 		self.history_markers: list[int] = []
@@ -395,7 +395,10 @@ class _HtmlReply:
 
 	def split_offset(self) -> int | None:
 		candidates = [self.tokens[i].start for i in self.history_markers if self.content_after(i)][:1]
-		found = _Lines(self.lines, self.quoted, self.hinted).quote_start(unquoted_history=False)
+		quoted = [
+			inside or line.startswith(">") for inside, line in zip(self.quoted, self.lines, strict=True)
+		]
+		found = _Lines(self.lines, quoted, self.hinted).quote_start(unquoted_history=False)
 		if found is not None:
 			candidates.append(self.line_starts[found])
 		return min(candidates, default=None)
