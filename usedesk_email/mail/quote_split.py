@@ -371,17 +371,17 @@ class _HtmlReply:
 						parts.append(piece)
 						piece_start += len(piece) + 1
 						if piece.strip() and not has_text:
-							has_text, first_quoted, first_hinted = (
-								True,
-								depth["quote"] > 0,
-								depth["attribution"] > 0,
-							)
+							has_text = True
+							first_quoted = depth["quote"] > 0
+							first_hinted = depth["attribution"] > 0
 			elif token.kind != "other":
 				visible = token.tag in _MEDIA and not depth["hidden"]
 				if token.tag in _BREAKS:
+					# The next line starts before an opening tag, after a closing or empty one.
+					opens = token.kind == "start" and token.tag not in _VOID
 					if has_text:
 						flush()
-						line_start = token.start if token.kind == "start" else token.end
+						line_start = token.start if opens else token.end
 					elif token.kind == "end":
 						line_start = token.end
 				if token.kind in ("start", "startend") and not depth["hidden"] and _opens_history(token):
@@ -394,7 +394,8 @@ class _HtmlReply:
 		return self.content[-1] > self.content[index]
 
 	def split_offset(self) -> int | None:
-		candidates = [self.tokens[i].start for i in self.history_markers if self.content_after(i)][:1]
+		marker = next((self.tokens[i].start for i in self.history_markers if self.content_after(i)), None)
+		candidates = [] if marker is None else [marker]
 		quoted = [
 			inside or line.startswith(">") for inside, line in zip(self.quoted, self.lines, strict=True)
 		]
