@@ -1,5 +1,6 @@
 """Composing replies: letters per recipient, headers, signature, quote, hostile input."""
 
+import random
 import re
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -9,6 +10,7 @@ from email.parser import BytesParser
 import pytest
 
 from usedesk_email.mail.compose import (
+	FILENAME_MAX,
 	REFERENCES_MAX,
 	ComposedReply,
 	OutgoingAttachment,
@@ -336,7 +338,7 @@ def test_no_line_exceeds_the_smtp_limit():
 	assert "A" * 3000 in message["Subject"]
 	assert "L" * 5000 + "\n" + "Щ" * 3000 in text_of(message)
 	(attachment,) = message.iter_attachments()
-	assert attachment.get_filename() == "f" * 1000 + ".txt"
+	assert attachment.get_filename() == "f" * (FILENAME_MAX - 4) + ".txt"
 	assert len(message["References"].split()) == REFERENCES_MAX
 
 
@@ -499,3 +501,49 @@ def test_a_line_holding_a_single_dot_arrives_intact():
 	for message in received:
 		assert text_of(message).startswith("Before\n.\n..\n.after\nEnd\n")
 	assert [d.data for d in smtp.deliveries] == [l.raw for l in reply.letters]
+
+
+# --- robustness ---
+
+JUNK = [
+	*"ab =?_:;<>\"'\\@.\r\n\t\x00\x0b\u2028\udc80Жß€😀",
+	"=?utf-8?q?",
+	"=?utf-8?b?",
+	"?=",
+	"=0D=0A",
+	"DQo=",
+	"Bcc: ",
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hostile_text_anywhere_gives_a_letter_or_a_compose_error(seed):
+	"""Random mixes of control characters, encoded-word pieces, surrogates and header names
+	in every text of a draft: never an extra header, never an exception other than ComposeError."""
+	rng = random.Random(seed)
+
+	def junk(most: int = 12) -> str:
+		return "".join(rng.choice(JUNK) for _ in range(rng.randint(0, most)))
+
+	for _ in range(150):
+		hostile = draft(
+			subject=junk(30),
+			token=junk(4),
+			from_address=Address("support@shop.example", junk()),
+			recipients=[Address(rng.choice(["client@example.com", junk() + "@example.com", junk()]), junk())],
+			text=junk(40),
+			html=rng.choice(["", junk(40)]),
+			personal_signature=junk(),
+			display_quote=True,
+			history=[QuotedMessage(Address("client@example.com", junk()), JUNE_3, junk(), junk())],
+			attachments=[OutgoingAttachment(junk(), junk(), b"data")],
+			in_reply_to=junk(),
+			references=[junk(), "ok@example.com"],
+		)
+		try:
+			reply = compose_reply(hostile)
+		except ComposeError:
+			continue
+		for letter, message in zip(reply.letters, parsed(reply), strict=True):
+			assert header_names(message) <= TOP_HEADERS
+			assert max(len(line) for line in letter.raw.split(b"\r\n")) <= 998

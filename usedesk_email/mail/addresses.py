@@ -25,21 +25,37 @@ from usedesk_email.mail.message import Address
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _SPACES = re.compile(r"\s+")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _DECODE_ROUNDS = 5
 NAME_MAX = 128  # longer display names are junk, and an unbroken one would exceed SMTP's line limit
 
 
+def without_surrogates(value: str) -> str:
+	"""Lone surrogates (bytes a lenient decoder could not decode) as U+FFFD: they cannot be encoded."""
+	return _SURROGATES.sub("\ufffd", value)
+
+
 def header_text(value: str) -> str:
 	"""One line of plain text for a header, with RFC 2047 words decoded (also nested ones)."""
-	text = _CONTROL.sub(" ", value or "")
+	text = _CONTROL.sub(" ", without_surrogates(value or ""))
 	for _ in range(_DECODE_ROUNDS):
-		decoded = _CONTROL.sub(" ", str(policy.SMTP.header_factory("Subject", text)))
+		decoded = str(policy.SMTP.header_factory("Subject", text))
+		decoded = _CONTROL.sub(" ", without_surrogates(decoded))
 		if decoded == text:
 			break
 		text = decoded
 	return _SPACES.sub(" ", text).strip()
+
+
+def header_phrase(value: str, limit: int) -> str:
+	"""`header_text` for a display name or file name, at most `limit` characters.
+
+	The email package parses these again as a phrase or a MIME parameter, with rules of
+	its own for what an encoded word is, so any "=?" still left is split apart.
+	"""
+	return header_text(value).replace("=?", "= ?")[:limit].strip()
 
 
 def idna_domain(domain: str, what: str) -> str:
@@ -76,6 +92,4 @@ def normalize_email(value: str) -> str:
 def header_address(address: Address) -> HeaderAddress:
 	"""A To/From address: validated addr-spec and a one-line display name (RFC 2047 on output)."""
 	local, _, domain = normalize_email(address.email).rpartition("@")
-	return HeaderAddress(
-		display_name=header_text(address.name)[:NAME_MAX].strip(), username=local, domain=domain
-	)
+	return HeaderAddress(display_name=header_phrase(address.name, NAME_MAX), username=local, domain=domain)

@@ -40,6 +40,7 @@ dropped, and the finished letter is parsed back to prove it has exactly the head
 Bad addresses and attachments over `ReplyDraft.max_attachment_bytes` raise `ComposeError`.
 """
 
+import dataclasses
 import html
 import re
 from collections.abc import Iterable
@@ -50,8 +51,16 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, make_msgid
 from functools import cached_property
+from typing import Any
 
-from usedesk_email.mail.addresses import header_address, header_text, idna_domain, normalize_email
+from usedesk_email.mail.addresses import (
+	header_address,
+	header_phrase,
+	header_text,
+	idna_domain,
+	normalize_email,
+	without_surrogates,
+)
 from usedesk_email.mail.errors import ComposeError
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.parse import html_to_text
@@ -59,6 +68,7 @@ from usedesk_email.mail.quote_build import QuotedMessage, build_quote, text_to_h
 from usedesk_email.mail.thread_keys import reply_subject
 
 REFERENCES_MAX = 20
+FILENAME_MAX = 255
 MAX_ATTACHMENT_BYTES = 18 * 1024 * 1024  # 24 MB once base64-encoded: under the common 25 MB limit
 # 7-bit output: RFC 2047 headers, QP/base64 bodies; CRLF line ends for SMTP. Headers set
 # as source text (the id headers, see `_message`) are written as they are.
@@ -128,6 +138,7 @@ class ComposedReply:
 
 def compose_reply(draft: ReplyDraft) -> ComposedReply:
 	"""The letters of a reply, ready for `smtp_sender.send`; `ComposeError` on bad input."""
+	draft = _scrubbed(draft)
 	sender = normalize_email(draft.from_address.email)
 	own = {_key(a) for a in [*draft.own_addresses, sender]}
 	recipients = _recipients(draft.recipients, own)
@@ -163,6 +174,18 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 	if bcc and _key(bcc) not in own | {_key(email) for _, email in recipients}:
 		letters.append(letter(recipients[0][0], bcc, bcc=True))
 	return ComposedReply(letters, subject, text, body_html, clipped)
+
+
+def _scrubbed(value: Any) -> Any:
+	"""The draft without lone surrogates, which would fail the letter far from their source."""
+	if isinstance(value, str):
+		return without_surrogates(value)
+	if isinstance(value, list):
+		return [_scrubbed(item) for item in value]
+	if dataclasses.is_dataclass(value) and not isinstance(value, type):
+		fields = {f.name: _scrubbed(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+		return dataclasses.replace(value, **fields)
+	return value
 
 
 def _key(email: str) -> str:
@@ -227,7 +250,7 @@ def _attachments(
 ) -> list[tuple[OutgoingAttachment, str, str]]:
 	result, total = [], 0
 	for item in attachments:
-		name = header_text(item.filename).replace("/", "_").replace("\\", "_") or "attachment"
+		name = _filename(item.filename)
 		total += len(item.payload)
 		if total > limit:
 			raise ComposeError(
@@ -240,6 +263,17 @@ def _attachments(
 		maintype, subtype = content_type.split("/")
 		result.append((OutgoingAttachment(name, content_type, item.payload), maintype, subtype))
 	return result
+
+
+def _filename(value: str) -> str:
+	"""One line, no path separators, at most `FILENAME_MAX` characters keeping the extension."""
+	name = re.sub(r"[/\\]", "_", header_phrase(value, len(value))) or "attachment"
+	if len(name) <= FILENAME_MAX:
+		return name
+	stem, dot, extension = name.rpartition(".")
+	if dot and stem and len(extension) <= 16:
+		return f"{stem[: FILENAME_MAX - len(extension) - 1]}.{extension}"
+	return name[:FILENAME_MAX]
 
 
 def _thread_headers(draft: ReplyDraft) -> dict[str, object]:
