@@ -12,6 +12,8 @@ import re
 from html import escape
 from html.parser import HTMLParser
 
+from usedesk_email.mail.html_tokens import defuse
+
 _ALLOWED_TAGS = frozenset(
 	"a abbr address article aside b bdi bdo big blockquote br caption center cite code col colgroup"
 	" dd del details dfn div dl dt em figcaption figure font footer h1 h2 h3 h4 h5 h6 header hr i img"
@@ -154,7 +156,7 @@ def sanitise_html(html: str) -> str:
 		return ""
 	parser = _Sanitiser()
 	try:
-		parser.feed(_BAD_MARKED_SECTION.sub("&lt;![", html.replace("\x00", "")))
+		parser.feed(defuse(_BAD_MARKED_SECTION.sub("&lt;![", html.replace("\x00", ""))))
 		return parser.result()
 	except AssertionError:  # html.parser's last ways to give up on a malformed declaration
 		return escape(html.replace("\x00", ""), quote=False)
