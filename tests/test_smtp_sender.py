@@ -16,7 +16,7 @@ from usedesk_email.mail.errors import (
 	MailTimeoutError,
 	TLSError,
 )
-from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, send
+from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, check_connection, send
 from usedesk_email.testing.certificates import make_certificates
 from usedesk_email.testing.smtp_server import SmtpTestServer
 
@@ -248,3 +248,20 @@ def test_settings_that_cannot_work(changes, message):
 def test_settings_repr_hides_secrets():
 	settings = SmtpSettings("smtp.example.com", 587, "starttls", "agent", PASSWORD, TOKEN)
 	assert PASSWORD not in repr(settings) and TOKEN not in repr(settings)
+
+
+def test_check_connection_logs_in_and_sends_nothing(server, certs):
+	report = check_connection(settings_for(server, certs))
+	assert "STARTTLS" in report and "logged in as 'agent'" in report
+	assert server.deliveries == []
+
+
+def test_check_connection_reports_a_wrong_password_without_it(server, certs):
+	with pytest.raises(AuthenticationError) as caught:
+		check_connection(settings_for(server, certs, password="wrong-" + PASSWORD))
+	assert PASSWORD not in str(caught.value)
+
+
+def test_check_connection_refuses_an_untrusted_certificate(server, certs):
+	with pytest.raises(TLSError):
+		check_connection(settings_for(server, certs, ca_file=None))

@@ -2,6 +2,8 @@
 
 import frappe
 
+from usedesk_email.ingest import dedupe_key
+
 
 def make_channel(channel_name: str, **values):
 	"""An External channel with a complete, valid configuration, changed by `values`."""
@@ -77,3 +79,17 @@ def messages_of(channel: str) -> list[dict]:
 
 def tickets_of(channel: str) -> list[str]:
 	return frappe.get_all("Ticket", filters={"channel": channel}, pluck="name") or ["-"]
+
+
+def record_outgoing(channel: str, message_id: str, ticket: str) -> None:
+	"""What sending a letter leaves in the ledger, so replies to it can thread."""
+	frappe.get_doc(
+		{
+			"doctype": "Email Channel Message",
+			"channel": channel,
+			"dedupe_key": dedupe_key(message_id),
+			"message_id": message_id,
+			"direction": "Outgoing",
+			"ticket": ticket,
+		}
+	).insert(ignore_permissions=True)

@@ -9,12 +9,12 @@ import textwrap
 import frappe
 from frappe.tests.utils import FrappeTestCase
 
-from usedesk_email.ingest import dedupe_key, ingest_raw, log_failure
+from usedesk_email.ingest import ingest_raw, log_failure
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.poll import poll_channel
 from usedesk_email.testing.dovecot import DovecotServer
-from usedesk_email.usedesk_email.test_support import dovecot_channel, mail, messages_of
+from usedesk_email.usedesk_email.test_support import dovecot_channel, mail, messages_of, record_outgoing
 
 EML = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "tests", "eml")
 
@@ -144,16 +144,7 @@ class TestTicketIngestion(FrappeTestCase):
 		ticket = str(frappe.get_all("Ticket", filters={"channel": self.channel.name}, pluck="name")[0])
 		token = ticket_token(ticket)
 		# A reply to a letter of ours: its Message-ID is in the ledger.
-		frappe.get_doc(
-			{
-				"doctype": "Email Channel Message",
-				"channel": self.channel.name,
-				"dedupe_key": dedupe_key("ours-1@site.example"),
-				"message_id": "ours-1@site.example",
-				"direction": "Outgoing",
-				"ticket": ticket,
-			}
-		).insert(ignore_permissions=True)
+		record_outgoing(self.channel.name, "ours-1@site.example", ticket)
 		frappe.db.commit()
 		self.deliver(
 			mail("Re: Need a refund", message_id="t2@client.example", in_reply_to="ours-1@site.example")
@@ -221,16 +212,7 @@ class TestTicketIngestion(FrappeTestCase):
 			bounce = f.read()
 		bounced_id = parse_message(bounce).bounced_message_id
 		self.assertTrue(bounced_id)
-		frappe.get_doc(
-			{
-				"doctype": "Email Channel Message",
-				"channel": self.channel.name,
-				"dedupe_key": dedupe_key(bounced_id),
-				"message_id": bounced_id,
-				"direction": "Outgoing",
-				"ticket": ticket,
-			}
-		).insert(ignore_permissions=True)
+		record_outgoing(self.channel.name, bounced_id, ticket)
 		frappe.db.set_value("Ticket", ticket, "status", "Replied")
 		frappe.db.commit()
 		self.deliver(bounce)
