@@ -157,6 +157,12 @@ def test_subject_in_reply_to_and_references():
 	)
 
 
+def test_a_forward_is_prefixed_fwd_and_carries_the_token_of_its_new_ticket():
+	composed = compose_reply(draft(subject="Re: Printer [UD#42]", token="[UD#43]", subject_prefix="Fwd:"))
+	assert composed.subject == "Fwd: Printer [UD#43]"
+	assert all(letter.message["Subject"] == "Fwd: Printer [UD#43]" for letter in composed.letters)
+
+
 def test_long_references_keep_the_root_and_the_newest():
 	chain = [f"id-{n}@example.com" for n in range(40)]
 	message = parsed(compose_reply(draft(references=chain[:-1], in_reply_to=chain[-1])))[0]

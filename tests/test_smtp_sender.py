@@ -89,6 +89,14 @@ def test_each_letter_is_delivered_in_one_starttls_session_with_auth(server, cert
 	assert [d.data for d in server.deliveries] == [b.raw for b in batch]
 
 
+def test_a_letter_rebuilt_from_stored_bytes_is_sent_byte_for_byte(server, certs):
+	original = letter("client@example.com", "Stored.\n.\n")
+	stored = Letter.from_raw(original.recipient, original.sender, original.message_id, original.raw, bcc=True)
+	(result,) = send(settings_for(server, certs), [stored])
+	assert (result.outcome, result.bcc, result.message_id) == (Outcome.SENT, True, original.message_id)
+	assert server.deliveries[0].data == original.raw
+
+
 def test_lines_with_dots_arrive_intact(server, certs):
 	body = "First line\n.\n..\n.hidden\nLast line\n"
 	sent = letter("client@example.com", body)

@@ -61,6 +61,7 @@ def test_reply_subject_never_piles_up():
 	assert reply_subject(once, token) == once
 	assert reply_subject(f"RE: Fwd: re: Printer is on fire {token} {token}", token) == once
 	assert reply_subject("", token) == "Re: [UD#42]"
+	assert reply_subject("Re: Printer is on fire [UD#7]", token, "Fwd:") == "Fwd: Printer is on fire [UD#42]"
 
 
 def message(mid, sender="client@example.org", subject="Hi", in_reply_to=(), references=(), cc=()):

@@ -1,9 +1,22 @@
 """Whitelisted methods of the app (desk and REST)."""
 
-import frappe
+import json
 
+import frappe
+from frappe.rate_limiter import rate_limit
+from frappe.utils import cint, split_emails
+
+from usedesk_email import outgoing, replies
 from usedesk_email.channel_config import ENCRYPTION
+from usedesk_email.inbound import accept, summary
 from usedesk_email.mail.providers import preset_for
+from usedesk_email.mail.routing import split_addresses
+from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import (
+	inbound_rate_limit,
+)
+
+RAW_MIME_FIELDS = ("body-mime", "email")  # Mailgun's raw MIME field, SendGrid's in raw mode
+SECRET_HEADER = "X-Usedesk-Secret"
 
 
 @frappe.whitelist()
@@ -21,3 +34,95 @@ def provider_preset(address: str) -> dict | None:
 		"smtp_port": smtp_port,
 		"smtp_encryption": ENCRYPTION[smtp_security],
 	}
+
+
+@frappe.whitelist(allow_guest=True, methods=["POST"])
+@rate_limit(limit=inbound_rate_limit, seconds=60)
+def inbound(recipient: str | None = None, envelope: str | None = None, secret: str | None = None) -> dict:
+	"""Mail for an Internal channel's address, from an MTA or an inbound-parse webhook.
+
+	`recipient` is the envelope recipient (Mailgun sends it so named); `envelope` is SendGrid's
+	JSON envelope. `secret` is for webhook services that cannot send the header.
+	"""
+	raw = request_message()
+	channel, result = accept(
+		raw,
+		split_addresses(recipient) + split_addresses(envelope),
+		source="endpoint",
+		secret=frappe.get_request_header(SECRET_HEADER) or secret,
+		check_auth=True,
+	)
+	if result.outcome == "failed":
+		frappe.local.response.http_status_code = 202  # kept whole for an admin; do not resend
+	return summary(channel, result)
+
+
+def request_message() -> bytes:
+	"""The raw message: the request body, or the raw-MIME field of a webhook's form post."""
+	request = frappe.request
+	if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+		return request.get_data()
+	for field in RAW_MIME_FIELDS:
+		if field in request.files:
+			return request.files[field].read()
+		if request.form.get(field):
+			return request.form[field].encode("utf-8", "surrogateescape")
+	return b""
+
+
+@frappe.whitelist(methods=["POST"])
+def reply(
+	ticket: str, content: str, attachments: list[str] | None = None, cc: list[str] | None = None
+) -> dict:
+	"""Reply on a ticket to its client and CC participants (each gets their own letter).
+
+	`attachments` are names of File documents the user may read; `cc` adds participants.
+	"""
+	return replies.create_reply(ticket, content, attachments, cc)
+
+
+@frappe.whitelist(methods=["POST"])
+def forward(ticket: str, to: str, note: str | None = None) -> dict:
+	"""Forward the conversation to `to` as a new ticket that links back to this one."""
+	return replies.forward_ticket(ticket, to, note)
+
+
+@frappe.whitelist(methods=["POST"])
+def retry_sending(communication: str) -> dict:
+	"""Send a reply's failed or uncertain letters again: a person's decision, never automatic."""
+	ticket = frappe.db.get_value("Communication", communication, "reference_name")
+	frappe.get_doc("Ticket", ticket).check_permission("email")
+	outgoing.retry_failed(communication)
+	return {"communication": communication, "status": "Scheduled"}
+
+
+@frappe.whitelist(methods=["POST"])
+def make(
+	doctype: str | None = None,
+	name: str | None = None,
+	content: str | None = None,
+	send_email: bool | int | str = False,
+	attachments: list | str | None = None,
+	recipients: str | None = None,
+	cc: str | None = None,
+	**kwargs,
+) -> dict:
+	"""Frappe's e-mail composer on a Ticket sends through the channel, and only through it."""
+	from frappe.core.doctype.communication.email import make as frappe_make
+
+	if doctype != "Ticket" or not cint(send_email):
+		return frappe_make(
+			doctype=doctype,
+			name=name,
+			content=content,
+			send_email=send_email,
+			attachments=attachments,
+			recipients=recipients,
+			cc=cc,
+			**kwargs,
+		)
+	if isinstance(attachments, str):
+		attachments = json.loads(attachments or "[]")
+	extra = [*split_emails(recipients or ""), *split_emails(cc or "")]
+	result = replies.create_reply(name, content or "", attachments or [], extra)
+	return {"name": result["communication"], "emails_not_sent_to": ""}

@@ -17,5 +17,17 @@ after_migrate = "usedesk_email.install.ensure_roles"
 scheduler_events = {
 	"cron": {
 		"*/5 * * * *": ["usedesk_email.poll.enqueue_polls"],
+		"* * * * *": ["usedesk_email.outgoing.retry_due"],
 	},
+}
+
+doc_events = {
+	"Communication": {
+		"after_insert": "usedesk_email.outgoing.queue_sending",
+	},
+}
+
+# The desk's e-mail composer on a Ticket: send through the channel, never also via Frappe.
+override_whitelisted_methods = {
+	"frappe.core.doctype.communication.email.make": "usedesk_email.api.make",
 }

@@ -20,6 +20,7 @@ from usedesk_email.mail.thread_keys import find_token
 
 LEDGER = "Email Channel Message"
 AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE)
+SUBJECT_LENGTH = 998  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
 
 
 @dataclass
@@ -35,21 +36,23 @@ def dedupe_key(message_id: str) -> str:
 	return hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def ingest_raw(channel, raw: bytes, source: str, failure: str | None = None) -> IngestResult:
+def ingest_raw(
+	channel, raw: bytes, source: str, failure: str | None = None, parsed: ParsedMessage | None = None
+) -> IngestResult:
 	"""Parse and store one message and commit; what cannot be stored is logged raw and committed.
 
 	An exception escapes only when even the failure log cannot be written (database down):
 	then nothing was committed and the caller must leave the message where it was.
 	"""
 	try:
-		parsed = parse_message(raw)
+		parsed = parsed or parse_message(raw)
 		result = store(channel, parsed, source)
 		frappe.db.commit()
 		return result
 	except frappe.UniqueValidationError:
 		frappe.db.rollback()
 		frappe.clear_messages()
-		return IngestResult(duplicate=True, outcome="duplicate")
+		return duplicate_of(channel, parsed.message_id)
 	except Exception:
 		frappe.db.rollback()
 		frappe.clear_messages()
@@ -58,10 +61,26 @@ def ingest_raw(channel, raw: bytes, source: str, failure: str | None = None) -> 
 		return IngestResult(outcome="failed", failure=name)
 
 
+def duplicate_of(channel, message_id: str) -> IngestResult:
+	"""Point a repeated delivery at where the first one went."""
+	row = (
+		frappe.db.get_value(
+			LEDGER,
+			{"channel": channel.name, "dedupe_key": dedupe_key(message_id)},
+			["ticket", "communication"],
+			as_dict=True,
+		)
+		or frappe._dict()
+	)
+	return IngestResult(
+		ticket=row.ticket, communication=row.communication, duplicate=True, outcome="duplicate"
+	)
+
+
 def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	key = dedupe_key(msg.message_id)
 	if frappe.db.exists(LEDGER, {"channel": channel.name, "dedupe_key": key}):
-		return IngestResult(duplicate=True, outcome="duplicate")
+		return duplicate_of(channel, msg.message_id)
 	ledger = frappe.get_doc(
 		{
 			"doctype": LEDGER,
@@ -165,7 +184,7 @@ def open_ticket(channel, msg: ParsedMessage, participants: list[str], previous: 
 	ticket = frappe.get_doc(
 		{
 			"doctype": "Ticket",
-			"subject": (msg.subject or "").strip() or frappe._("(no subject)"),
+			"subject": (msg.subject or "").strip()[:SUBJECT_LENGTH] or frappe._("(no subject)"),
 			"status": "Open",
 			"channel": channel.name,
 			"client_email": sender.email.lower(),
@@ -188,7 +207,7 @@ def add_communication(ticket: str, msg: ParsedMessage) -> str:
 			"communication_type": "Communication",
 			"communication_medium": "Email",
 			"sent_or_received": "Received",
-			"subject": msg.subject or frappe._("(no subject)"),
+			"subject": (msg.subject or "")[:SUBJECT_LENGTH] or frappe._("(no subject)"),
 			"content": msg.html or text_as_html(msg.text),
 			"text_content": msg.text,
 			"sender": msg.sender.email,
@@ -236,7 +255,15 @@ def attach_files(comm, msg: ParsedMessage) -> None:
 
 
 def log_failure(channel: str, raw: bytes, source: str, error: str, existing: str | None = None) -> str:
-	"""Keep the whole raw message with the reason, so an admin can retry it from the desk."""
+	"""Keep the whole raw message with the reason, so an admin can retry it from the desk.
+
+	The same bytes failing again (a sender retrying, the next poll) count as another attempt
+	on the same entry rather than a new one.
+	"""
+	raw_sha256 = hashlib.sha256(raw).hexdigest()
+	existing = existing or frappe.db.get_value(
+		"Email Channel Failure", {"channel": channel, "raw_sha256": raw_sha256, "status": "Failed"}
+	)
 	if existing:
 		doc = frappe.get_doc("Email Channel Failure", existing)
 		doc.attempts = (doc.attempts or 0) + 1
@@ -253,6 +280,7 @@ def log_failure(channel: str, raw: bytes, source: str, error: str, existing: str
 			"attempts": 1,
 			"source": source,
 			"error": error,
+			"raw_sha256": raw_sha256,
 			**head,
 		}
 	).insert(ignore_permissions=True)

@@ -108,6 +108,7 @@ class ReplyDraft:
 	references: list[str] = field(default_factory=list)  # the chain, oldest first
 	auto_submitted: bool = False
 	date: datetime | None = None  # when composed; now when None
+	subject_prefix: str = "Re:"  # "Fwd:" when the letter forwards a conversation
 
 
 @dataclass
@@ -115,12 +116,21 @@ class Letter:
 	recipient: str  # envelope recipient (ASCII)
 	sender: str  # envelope sender (ASCII)
 	message_id: str  # without angle brackets
-	message: EmailMessage
+	message: EmailMessage | None  # None for a letter rebuilt from its stored bytes
 	bcc: bool = False
 
 	@cached_property
 	def raw(self) -> bytes:
 		return self.message.as_bytes(policy=OUTGOING_POLICY)
+
+	@classmethod
+	def from_raw(
+		cls, recipient: str, sender: str, message_id: str, raw: bytes, bcc: bool = False
+	) -> "Letter":
+		"""A letter composed earlier, resent byte for byte (a retry must not change the mail)."""
+		letter = cls(recipient, sender, message_id, None, bcc)
+		letter.__dict__["raw"] = raw
+		return letter
 
 
 @dataclass
@@ -146,7 +156,9 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 	text, body_html, clipped = _bodies(draft)
 	attachments = _attachments(draft.attachments, draft.max_attachment_bytes)
 	thread = _thread_headers(draft)
-	subject = header_text(reply_subject(header_text(draft.subject), header_text(draft.token)))
+	subject = header_text(
+		reply_subject(header_text(draft.subject), header_text(draft.token), header_text(draft.subject_prefix))
+	)
 	date = draft.date or datetime.now(timezone.utc)
 	date = date.replace(tzinfo=timezone.utc) if date.tzinfo is None else date
 	headers = {

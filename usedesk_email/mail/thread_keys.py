@@ -64,10 +64,10 @@ def lookup_ids(msg: ParsedMessage) -> list[str]:
 	return msg.thread_ids
 
 
-def reply_subject(subject: str, token: str) -> str:
+def reply_subject(subject: str, token: str, prefix: str = "Re:") -> str:
 	""" "Re: <subject> <token>" however many prefixes and tokens the subject already carries."""
 	base = strip_prefixes(strip_token(subject)) if subject else ""
-	return " ".join(part for part in ("Re:", base, token) if part)
+	return " ".join(part for part in (prefix, base, token) if part)
 
 
 @dataclass

@@ -1,8 +1,19 @@
 """Builders shared by the app's Frappe tests (real site, real servers; nothing faked)."""
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import frappe
 
 from usedesk_email.ingest import dedupe_key
+from usedesk_email.testing.ports import HOST, free_port
 
 
 def make_channel(channel_name: str, **values):
@@ -93,3 +104,64 @@ def record_outgoing(channel: str, message_id: str, ticket: str) -> None:
 			"ticket": ticket,
 		}
 	).insert(ignore_permissions=True)
+
+
+@contextmanager
+def served_site() -> Iterator[str]:
+	"""This site behind Frappe's own WSGI application in a child process, on 127.0.0.1 only.
+
+	Requests go through the whole stack a production server runs (request parsing, auth,
+	rate limiting, exception handling, response building); the base URL is yielded.
+	"""
+	port = free_port()
+	code = textwrap.dedent(
+		f"""
+		import logging
+		import frappe.app
+		from werkzeug.serving import run_simple
+		frappe.app._site = {frappe.local.site!r}
+		frappe.app._sites_path = {frappe.local.sites_path!r}
+		logging.getLogger("werkzeug").setLevel(logging.ERROR)
+		run_simple({HOST!r}, {port}, frappe.app.application_with_statics(), threaded=True)
+		"""
+	)
+	child = subprocess.Popen(
+		[sys.executable, "-c", code],
+		cwd=frappe.local.sites_path,
+		stdout=subprocess.DEVNULL,
+		stderr=subprocess.PIPE,
+	)
+	try:
+		wait_for_port(port, child)
+		yield f"http://{HOST}:{port}"
+	finally:
+		child.terminate()
+		child.wait(timeout=30)
+		child.stderr.close()
+
+
+def wait_for_port(port: int, child: subprocess.Popen, timeout: float = 60) -> None:
+	deadline = time.monotonic() + timeout
+	while time.monotonic() < deadline:
+		if child.poll() is not None:
+			raise RuntimeError(f"the site server exited: {child.stderr.read().decode(errors='replace')}")
+		try:
+			socket.create_connection((HOST, port), timeout=1).close()
+			return
+		except OSError:
+			time.sleep(0.2)
+	raise TimeoutError(f"the site server did not listen on {HOST}:{port}")
+
+
+def run_bench(args: list[str], stdin: bytes = b"", site: str | None = None) -> subprocess.CompletedProcess:
+	"""A bench command as an MTA runs it: a separate process, the message on standard input."""
+	bench = shutil.which("bench") or os.path.join(os.path.dirname(sys.executable), "bench")
+	result = subprocess.run(
+		[bench, "--site", site or frappe.local.site, *args],
+		input=stdin,
+		capture_output=True,
+		cwd=os.path.dirname(os.path.abspath(frappe.local.sites_path)),
+		timeout=300,
+	)
+	frappe.db.commit()  # a fresh snapshot: the child wrote from another process
+	return result

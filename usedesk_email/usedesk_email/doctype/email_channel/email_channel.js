@@ -9,6 +9,9 @@ const DEFAULT_PORTS = {
 frappe.ui.form.on("Email Channel", {
 	refresh(frm) {
 		frm.trigger("show_health");
+		if (frm.doc.incoming_type === "Internal") {
+			frm.add_custom_button(__("Generate Secret"), () => frm.trigger("generate_secret"));
+		}
 		if (frm.is_new()) return;
 		if (frm.doc.internal_address) {
 			frm.add_custom_button(__("Copy Internal Address"), () =>
@@ -23,6 +26,20 @@ frappe.ui.form.on("Email Channel", {
 				)
 			);
 		}
+	},
+
+	generate_secret(frm) {
+		// Made in the browser and shown once: the server never sends a stored secret back.
+		const bytes = crypto.getRandomValues(new Uint8Array(32));
+		const secret = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+		frm.set_value("inbound_secret", secret);
+		frappe.msgprint({
+			title: __("Inbound secret"),
+			indicator: "orange",
+			message: `<p>${__(
+				"Copy it into the MTA or webhook configuration now, then save the channel. It will not be shown again."
+			)}</p><pre class="usedesk-secret">${secret}</pre>`,
+		});
 	},
 
 	show_health(frm) {

@@ -12,6 +12,7 @@ from usedesk_email.channel_config import ENCRYPTION, additional_emails
 from usedesk_email.connection_check import check_channel
 from usedesk_email.mail.providers import default_port, preset_for
 from usedesk_email.poll import enqueue_poll
+from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import inbound_domain
 
 
 class EmailChannel(Document):
@@ -115,8 +116,7 @@ class EmailChannel(Document):
 		"""Generate the forwarding address once; an unguessable local part keeps strangers out."""
 		if self.internal_address:
 			return
-		domain = frappe.conf.get("usedesk_inbound_domain") or frappe.local.site
-		self.internal_address = f"in-{secrets.token_hex(10)}@{domain}".lower()
+		self.internal_address = f"in-{secrets.token_hex(10)}@{inbound_domain()}".lower()
 
 	@frappe.whitelist()
 	def test_connection(self) -> dict:

@@ -1,0 +1,114 @@
+"""Mail delivered to an Internal channel's address: by an MTA pipe or an inbound-parse webhook.
+
+Both doors share the checks (size, is it mail, which channel) and the exactly-once ingestion;
+each door only translates the outcome into its own language (HTTP status, sysexits code).
+"""
+
+import hmac
+
+import frappe
+from frappe import _
+
+from usedesk_email.ingest import IngestResult, ingest_raw
+from usedesk_email.mail.parse import parse_message
+from usedesk_email.mail.routing import looks_like_mail, recipient_candidates
+from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import (
+	max_message_bytes,
+)
+
+
+class MessageTooLarge(frappe.ValidationError):
+	http_status_code = 413
+
+
+class NotMail(frappe.ValidationError):
+	http_status_code = 400
+
+
+class UnknownRecipient(frappe.DoesNotExistError):
+	pass
+
+
+def check_size(size: int) -> None:
+	limit = max_message_bytes()
+	if size > limit:
+		frappe.throw(
+			_("The message is {0} MB; this site accepts at most {1} MB.").format(
+				round(size / 1048576, 1), round(limit / 1048576, 1)
+			),
+			MessageTooLarge,
+			title=_("Message too large"),
+		)
+
+
+def check_is_mail(raw: bytes) -> None:
+	if not raw.strip():
+		frappe.throw(_("The request carried no message."), NotMail, title=_("Empty message"))
+	if not looks_like_mail(raw):
+		frappe.throw(
+			_("The request body is not an RFC 822 e-mail message (it has no mail header fields)."),
+			NotMail,
+			title=_("Not an e-mail message"),
+		)
+
+
+def find_channel(explicit: list[str], msg) -> object:
+	"""The enabled Internal channel whose internal address the message was delivered to."""
+	candidates = recipient_candidates(explicit, msg)
+	if candidates:
+		names = frappe.get_all(
+			"Email Channel",
+			filters={
+				"incoming_type": "Internal",
+				"enabled": 1,
+				"internal_address": ("in", candidates),
+			},
+			fields=["name", "internal_address"],
+		)
+		by_address = {row.internal_address: row.name for row in names}
+		for address in candidates:
+			if address in by_address:
+				return frappe.get_doc("Email Channel", by_address[address])
+	frappe.throw(
+		_("No enabled channel has the internal address this message was delivered to ({0}).").format(
+			", ".join(candidates[:5]) or _("no recipient found")
+		),
+		UnknownRecipient,
+		title=_("Unknown recipient"),
+	)
+
+
+def check_secret(channel, given: str | None) -> None:
+	"""Constant-time comparison; a channel without a secret accepts nothing over HTTP."""
+	expected = channel.get_password("inbound_secret", raise_exception=False) or ""
+	if not given:
+		frappe.throw(
+			_("Send the channel's inbound secret in the X-Usedesk-Secret header."),
+			frappe.AuthenticationError,
+			title=_("Secret required"),
+		)
+	if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+		frappe.throw(_("The inbound secret is wrong."), frappe.PermissionError, title=_("Wrong secret"))
+
+
+def accept(raw: bytes, explicit: list[str], source: str, secret: str | None = None, *, check_auth: bool):
+	"""Check, route and ingest one delivered message: (channel, IngestResult)."""
+	check_size(len(raw))
+	check_is_mail(raw)
+	parsed = parse_message(raw)
+	channel = find_channel(explicit, parsed)
+	if check_auth:
+		check_secret(channel, secret)
+	return channel, ingest_raw(channel, raw, source, parsed=parsed)
+
+
+def summary(channel, result: IngestResult) -> dict:
+	"""What the sender learns: where the message went, or that it is kept for an admin."""
+	return {
+		"channel": channel.name,
+		"outcome": result.outcome,
+		"ticket": str(result.ticket) if result.ticket else None,
+		"message": result.communication,
+		"duplicate": result.duplicate,
+		"failure": result.failure,
+	}

@@ -1,0 +1,376 @@
+"""Sending an agent's reply: composed once into letters, then delivered by a background job.
+
+The letters of a reply (one per recipient, plus the BCC copy) are composed on the job's
+first run and stored in the ledger with their bytes, so every retry sends the same mail
+under the same Message-IDs. A letter is marked Sending and committed before its SMTP
+transaction; one found still Sending later (the worker died mid-send) may have been
+delivered, so it becomes Uncertain and waits for a person instead of being resent.
+"""
+
+import mimetypes
+from datetime import timezone
+from zoneinfo import ZoneInfo
+
+import frappe
+from frappe import _
+from frappe.utils import add_to_date, get_system_timezone, now_datetime
+
+from usedesk_email.channel_config import ca_file, own_addresses, smtp_settings
+from usedesk_email.ingest import LEDGER, dedupe_key, split_lines
+from usedesk_email.mail.compose import Letter, OutgoingAttachment, ReplyDraft, compose_reply
+from usedesk_email.mail.errors import MailError
+from usedesk_email.mail.message import Address
+from usedesk_email.mail.quote_build import QuotedMessage
+from usedesk_email.mail.smtp_sender import Outcome, send
+from usedesk_email.mail.thread_keys import ticket_token
+
+SEND_QUEUE = "short"
+RETRY_MINUTES = (1, 5, 15, 60, 180, 360)  # after the last one a temporary failure is final
+TO_SEND = ("Queued", "Temporary failure")
+PROBLEMS = ("Failed", "Uncertain")  # a person decides whether to send again
+SHOWN = (*PROBLEMS, "Temporary failure")  # on the ticket, while it lasts
+
+
+def queue_sending(doc, method=None) -> None:
+	"""Communication after_insert: a reply made by this app goes out after the commit."""
+	if doc.flags.usedesk_send:
+		enqueue_send(doc.name)
+
+
+def enqueue_send(communication: str) -> None:
+	frappe.enqueue(
+		"usedesk_email.outgoing.send_communication",
+		queue=SEND_QUEUE,
+		job_id=f"usedesk_email:send:{communication}",
+		deduplicate=True,
+		enqueue_after_commit=True,
+		communication=communication,
+	)
+
+
+def send_communication(communication: str) -> None:
+	"""Compose (first run only) and deliver the letters of one reply; never two workers at once."""
+	lock = f"usedesk_email:send:{communication}"
+	if not frappe.db.sql("SELECT GET_LOCK(%s, 0)", lock)[0][0]:
+		return
+	try:
+		comm = frappe.get_doc("Communication", communication)
+		ticket = frappe.get_doc("Ticket", comm.reference_name)
+		channel = frappe.get_doc("Email Channel", ticket.channel)
+		mark_interrupted_as_uncertain(comm.name)
+		if not letters_of(comm.name) and not compose_letters(comm, ticket, channel):
+			return
+		rows = [row for row in letters_of(comm.name) if row.status in TO_SEND and is_due(row)]
+		if rows and channel.outgoing_type == "Internal":
+			hand_to_email_queue(channel, comm, rows)
+		elif rows:
+			send_over_smtp(channel, rows)
+		record_status(comm.name, ticket.name)
+	finally:
+		frappe.db.sql("SELECT RELEASE_LOCK(%s)", lock)
+
+
+def letters_of(communication: str) -> list:
+	return frappe.get_all(
+		LEDGER,
+		filters={"communication": communication, "direction": "Outgoing"},
+		fields=["name", "recipient", "message_id", "status", "attempts", "next_attempt_at", "bcc", "raw"],
+		order_by="creation asc, bcc asc",
+	)
+
+
+def is_due(row) -> bool:
+	return not row.next_attempt_at or row.next_attempt_at <= now_datetime()
+
+
+def mark_interrupted_as_uncertain(communication: str) -> None:
+	frappe.db.set_value(
+		LEDGER,
+		{"communication": communication, "status": "Sending"},
+		{
+			"status": "Uncertain",
+			"error": _("The sending was interrupted; the letter may or may not have arrived."),
+		},
+	)
+	frappe.db.commit()
+
+
+def compose_letters(comm, ticket, channel) -> bool:
+	"""Store the reply's letters; a reply that cannot be composed is marked failed, and kept."""
+	try:
+		composed = compose_reply(draft_for(comm, ticket, channel))
+	except Exception as exc:
+		frappe.db.rollback()
+		comm.db_set("delivery_status", "Error")
+		record_problem(ticket.name, _("Reply {0} could not be composed: {1}").format(comm.name, exc))
+		frappe.db.commit()
+		return False
+	sender = composed.letters[0].sender
+	for letter in composed.letters:
+		frappe.get_doc(
+			{
+				"doctype": LEDGER,
+				"channel": channel.name,
+				"dedupe_key": dedupe_key(letter.message_id),
+				"message_id": letter.message_id,
+				"direction": "Outgoing",
+				"ticket": ticket.name,
+				"communication": comm.name,
+				"recipient": letter.recipient,
+				"bcc": letter.bcc,
+				"status": "Queued",
+				"raw": letter.raw.decode("ascii"),
+			}
+		).insert(ignore_permissions=True)
+	comm.db_set(
+		{
+			"subject": composed.subject,
+			"message_id": composed.letters[0].message_id,
+			"sender": sender,
+			"delivery_status": "Sending",
+		}
+	)
+	frappe.db.commit()
+	return True
+
+
+def draft_for(comm, ticket, channel) -> ReplyDraft:
+	forward = bool(ticket.forwarded_from) and is_first_letter(comm, ticket)
+	history = quoted_history(ticket.forwarded_from if forward else ticket.name, comm)
+	thread = [] if forward else thread_ids(ticket.name, comm)
+	return ReplyDraft(
+		subject=ticket.subject,
+		token=ticket_token(ticket.name),
+		from_address=Address(channel.from_email, channel.from_name or ""),
+		recipients=[Address(email) for email in recipients_of(ticket)],
+		message_id_domain=frappe.local.site,
+		html=comm.content or "",
+		personal_signature=frappe.db.get_value("User", comm.owner, "email_signature") or "",
+		common_signature=channel.signature or "",
+		use_common_signature=bool(channel.use_common_signature),
+		display_quote=forward or bool(channel.display_quote),
+		do_not_quote=not forward and bool(channel.do_not_quote),
+		bcc=channel.bcc_email or "",
+		own_addresses=sorted(own_addresses(channel) - {channel.bcc_email}),
+		attachments=attachments_of(comm.name),
+		history=history,
+		in_reply_to=thread[-1] if thread else "",
+		references=thread,
+		subject_prefix="Fwd:" if forward else "Re:",
+	)
+
+
+def is_first_letter(comm, ticket) -> bool:
+	return not frappe.db.exists(
+		"Communication",
+		{
+			"reference_doctype": "Ticket",
+			"reference_name": ticket.name,
+			"sent_or_received": "Sent",
+			"communication_type": "Communication",
+			"name": ("!=", comm.name),
+			"creation": ("<", comm.creation),
+		},
+	)
+
+
+def recipients_of(ticket) -> list[str]:
+	return [ticket.client_email, *split_lines(ticket.cc_addresses)] if ticket.client_email else []
+
+
+def earlier_messages(ticket: str, comm) -> list:
+	return frappe.get_all(
+		"Communication",
+		filters={
+			"reference_doctype": "Ticket",
+			"reference_name": ticket,
+			"communication_type": "Communication",
+			"name": ("!=", comm.name),
+			"creation": ("<=", comm.creation),
+		},
+		fields=["sender", "sender_full_name", "communication_date", "content", "text_content", "message_id"],
+		order_by="communication_date asc, creation asc",
+	)
+
+
+def quoted_history(ticket: str, comm) -> list[QuotedMessage]:
+	zone = ZoneInfo(get_system_timezone())
+	return [
+		QuotedMessage(
+			sender=Address(m.sender or "", m.sender_full_name or ""),
+			date=m.communication_date.replace(tzinfo=zone).astimezone(timezone.utc),
+			text=m.text_content or "",
+			html=m.content or "",
+		)
+		for m in earlier_messages(ticket, comm)
+	]
+
+
+def thread_ids(ticket: str, comm) -> list[str]:
+	"""The conversation's Message-IDs, oldest first; the last is the one answered."""
+	return [m.message_id for m in earlier_messages(ticket, comm) if m.message_id]
+
+
+def attachments_of(communication: str) -> list[OutgoingAttachment]:
+	files = frappe.get_all(
+		"File",
+		filters={"attached_to_doctype": "Communication", "attached_to_name": communication},
+		fields=["name", "file_name"],
+		order_by="creation asc",
+	)
+	result = []
+	for row in files:
+		content = frappe.get_doc("File", row.name).get_content()
+		payload = content.encode() if isinstance(content, str) else content
+		content_type = mimetypes.guess_type(row.file_name or "")[0] or "application/octet-stream"
+		result.append(OutgoingAttachment(row.file_name or "attachment", content_type, payload))
+	return result
+
+
+def send_over_smtp(channel, rows) -> None:
+	letters = [
+		Letter.from_raw(r.recipient, channel.from_email, r.message_id, r.raw.encode(), bool(r.bcc))
+		for r in rows
+	]
+	for row in rows:
+		frappe.db.set_value(LEDGER, row.name, {"status": "Sending", "attempts": (row.attempts or 0) + 1})
+	frappe.db.commit()
+	by_id = {row.message_id: row for row in rows}
+	try:
+		with ca_file(channel) as ca:
+			results = send(smtp_settings(channel, ca), letters)
+	except MailError as exc:  # no session at all: nothing was handed over
+		for row in rows:
+			retry_later(row, str(exc))
+		frappe.db.commit()
+		return
+	for result in results:
+		row = by_id[result.message_id]
+		if result.outcome == Outcome.SENT:
+			frappe.db.set_value(LEDGER, row.name, {"status": "Sent", "error": None, "next_attempt_at": None})
+		elif result.outcome == Outcome.TEMPORARY:
+			retry_later(row, result.detail)
+		elif result.outcome == Outcome.PERMANENT:
+			frappe.db.set_value(LEDGER, row.name, {"status": "Failed", "error": result.detail})
+		else:
+			frappe.db.set_value(LEDGER, row.name, {"status": "Uncertain", "error": result.detail})
+	frappe.db.commit()
+
+
+def retry_later(row, error: str) -> None:
+	"""Back off; after the last delay the failure is final and shows on the ticket."""
+	attempt = (row.attempts or 0) + 1
+	if attempt > len(RETRY_MINUTES):
+		frappe.db.set_value(
+			LEDGER,
+			row.name,
+			{"status": "Failed", "error": _("Gave up after {0} attempts: {1}").format(attempt, error)},
+		)
+		return
+	frappe.db.set_value(
+		LEDGER,
+		row.name,
+		{
+			"status": "Temporary failure",
+			"error": error,
+			"next_attempt_at": add_to_date(now_datetime(), minutes=RETRY_MINUTES[attempt - 1]),
+		},
+	)
+
+
+def hand_to_email_queue(channel, comm, rows) -> None:
+	"""Internal outgoing: the site's own Email Queue sends the letters we composed, unchanged."""
+	from frappe.email.doctype.email_account.email_account import EmailAccount
+
+	account = EmailAccount.find_outgoing(match_by_email=channel.from_email, match_by_doctype="Ticket")
+	if not account:
+		for row in rows:
+			frappe.db.set_value(
+				LEDGER,
+				row.name,
+				{
+					"status": "Failed",
+					"error": _(
+						"The site has no outgoing Email Account; set one up (Email Account, Default Outgoing) and use Retry Sending."
+					),
+				},
+			)
+		frappe.db.commit()
+		return
+	for row in rows:
+		queue = frappe.get_doc(
+			{
+				"doctype": "Email Queue",
+				"sender": channel.from_email,
+				"message": row.raw,
+				"message_id": row.message_id,
+				"communication": comm.name,
+				"reference_doctype": "Ticket",
+				"reference_name": comm.reference_name,
+				"email_account": account.name,
+				"status": "Not Sent",
+				"priority": 1,
+				"add_unsubscribe_link": 0,  # a reply to a client, not a newsletter
+				"recipients": [{"recipient": row.recipient, "status": "Not Sent"}],
+			}
+		).insert(ignore_permissions=True)
+		frappe.db.set_value(LEDGER, row.name, {"status": "Handed to Email Queue", "email_queue": queue.name})
+	frappe.db.commit()
+
+
+def record_status(communication: str, ticket: str) -> None:
+	"""The reply's delivery status from its letters, and the ticket's list of delivery problems."""
+	statuses = {row.status for row in letters_of(communication)}
+	if statuses & set(PROBLEMS):
+		status = "Error"
+	elif statuses and statuses <= {"Sent"}:
+		status = "Sent"
+	elif "Handed to Email Queue" in statuses:
+		status = None  # Frappe's Email Queue keeps the Communication's status from here on
+	else:
+		status = "Sending"
+	if status:
+		frappe.db.set_value("Communication", communication, "delivery_status", status)
+	record_problem(ticket)
+	frappe.db.commit()
+
+
+def record_problem(ticket: str, extra: str | None = None) -> None:
+	rows = frappe.get_all(
+		LEDGER,
+		filters={"ticket": ticket, "direction": "Outgoing", "status": ("in", SHOWN)},
+		fields=["recipient", "status", "error", "communication"],
+		order_by="creation asc",
+	)
+	lines = [f"{r.status}: {r.recipient} ({r.communication}): {r.error or ''}".strip() for r in rows]
+	if extra:
+		lines.append(extra)
+	frappe.db.set_value("Ticket", ticket, "delivery_problem", "\n".join(lines) or None, update_modified=False)
+
+
+def retry_due() -> None:
+	"""Scheduler: replies whose temporary failures are due again."""
+	due = frappe.get_all(
+		LEDGER,
+		filters={
+			"direction": "Outgoing",
+			"status": "Temporary failure",
+			"next_attempt_at": ("<=", now_datetime()),
+		},
+		pluck="communication",
+		distinct=True,
+	)
+	for communication in due:
+		enqueue_send(communication)
+
+
+def retry_failed(communication: str) -> None:
+	"""A person's decision: send the failed and the uncertain letters of a reply again."""
+	frappe.db.set_value(
+		LEDGER,
+		{"communication": communication, "direction": "Outgoing", "status": ("in", PROBLEMS)},
+		{"status": "Queued", "attempts": 0, "next_attempt_at": None, "error": None},
+	)
+	ticket = frappe.db.get_value("Communication", communication, "reference_name")
+	record_problem(ticket)
+	enqueue_send(communication)

@@ -1,0 +1,392 @@
+# Copyright (c) 2026, usedesk_email developers and contributors
+# For license information, please see license.txt
+
+import tempfile
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+from frappe.utils import add_to_date, now_datetime
+
+from usedesk_email.ingest import LEDGER, ingest_raw
+from usedesk_email.mail.thread_keys import ticket_token
+from usedesk_email.outgoing import send_communication
+from usedesk_email.poll import poll_channel
+from usedesk_email.replies import create_reply, forward_ticket
+from usedesk_email.testing.certificates import make_certificates
+from usedesk_email.testing.dovecot import DovecotServer
+from usedesk_email.testing.ports import free_port
+from usedesk_email.testing.smtp_server import SmtpTestServer
+from usedesk_email.usedesk_email.test_support import dovecot_channel, mail, messages_of
+
+SMTP_PASSWORD = "smtp-Secret-4410"
+PERSONAL = "<p>Anna Smith, second line support</p>"
+COMMON = "<p>The Shop support team</p>"
+
+
+class TestReplies(FrappeTestCase):
+	"""Agents' replies and forwards through a real SMTP server, answers polled from a real Dovecot."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.tmp = tempfile.TemporaryDirectory()
+		cls.certs = make_certificates(Path(cls.tmp.name))
+		cls.smtp = SmtpTestServer(certificates=cls.certs, users={"agent": SMTP_PASSWORD}).start()
+		cls.dovecot = DovecotServer().start()
+		cls.agent = agent_user("reply-agent@example.com", signature=PERSONAL)
+		cls.plain_agent = agent_user("plain-agent@example.com", signature="")
+
+	@classmethod
+	def tearDownClass(cls):
+		frappe.set_user("Administrator")
+		cls.smtp.stop()
+		cls.dovecot.stop()
+		cls.tmp.cleanup()
+		super().tearDownClass()
+
+	def setUp(self):
+		frappe.set_user("Administrator")
+		self.smtp.deliveries.clear()
+		self.smtp.refuse.clear()
+		self.smtp.drop_after_data.clear()
+		self.box = self.dovecot.new_mailbox("reply")
+		self.channel = dovecot_channel(
+			self.dovecot,
+			self.box,
+			f"replies {self.box.user}",
+			imap_email=f"{self.box.user}@example.com",
+			from_email="help@shop.example",
+			from_name="Shop Support",
+			bcc_email="archive@shop.example",
+			outgoing_type="External",
+			smtp_host=self.smtp.host,
+			smtp_port=self.smtp.port,
+			smtp_encryption="STARTTLS",
+			smtp_use_imap_credentials=0,
+			smtp_username="agent",
+			smtp_password=SMTP_PASSWORD,
+			ca_certificate=self.dovecot.ca_file.read_text() + "\n" + self.certs.ca_file.read_text(),
+			use_common_signature=1,
+			signature=COMMON,
+			display_quote=1,
+			forward_as_new_ticket=1,
+		)
+		self.ticket = self.incoming("Kettle broken", "k1@client.example", cc="boss@example.org")
+		frappe.db.commit()
+
+	def incoming(self, subject: str, message_id: str, **kwargs) -> str:
+		raw = mail(
+			subject, message_id=message_id, to="help@shop.example", body="My kettle is broken.", **kwargs
+		)
+		return str(ingest_raw(self.channel, raw, "test").ticket)
+
+	def reply_as(self, user: str, content: str, ticket: str | None = None, **kwargs) -> dict:
+		frappe.set_user(user)
+		try:
+			answer = create_reply(ticket or self.ticket, content, **kwargs)
+		finally:
+			frappe.set_user("Administrator")
+		frappe.db.commit()
+		send_communication(answer["communication"])
+		return answer
+
+	def letters(self) -> dict:
+		"""Delivered letters by envelope recipient, parsed."""
+		return {
+			d.rcpt_tos[0]: BytesParser(policy=policy.default).parsebytes(d.data) for d in self.smtp.deliveries
+		}
+
+	def own_part(self) -> str:
+		"""The client's letter's HTML above the quoted history: the agent's message and signature."""
+		html = self.letters()["client@example.org"].get_body(("html",)).get_content()
+		return html.split("usedesk-quote", 1)[0]
+
+	def rows(self, communication: str) -> dict:
+		return {
+			r.recipient: r
+			for r in frappe.get_all(
+				LEDGER,
+				filters={"communication": communication, "direction": "Outgoing"},
+				fields=["recipient", "status", "attempts", "error", "bcc", "next_attempt_at", "message_id"],
+			)
+		}
+
+	def test_one_letter_per_recipient_bcc_copy_personal_signature_once_and_the_quote(self):
+		answer = self.reply_as(self.agent, "<p>We will send a new one.</p>")
+		letters = self.letters()
+		self.assertEqual(set(letters), {"client@example.org", "boss@example.org", "archive@shop.example"})
+		client = letters["client@example.org"]
+		self.assertEqual(client["To"], "client@example.org")
+		self.assertEqual(client["From"], "Shop Support <help@shop.example>")
+		self.assertEqual(client["Subject"], f"Re: Kettle broken {ticket_token(self.ticket)}")
+		self.assertEqual(client["In-Reply-To"], "<k1@client.example>")
+		html = client.get_body(("html",)).get_content()
+		self.assertEqual(html.count("second line support"), 1)
+		self.assertNotIn("The Shop support team", html, "the personal signature wins")
+		self.assertIn("wrote:", html)
+		self.assertIn("My kettle is broken.", html)
+		self.assertEqual(letters["boss@example.org"]["To"], "boss@example.org")
+		self.assertNotIn("archive@shop.example", str(client))
+
+		comm = frappe.get_doc("Communication", answer["communication"])
+		self.assertEqual(comm.delivery_status, "Sent")
+		self.assertEqual({r.status for r in self.rows(comm.name).values()}, {"Sent"})
+		ticket = frappe.get_doc("Ticket", self.ticket)
+		self.assertEqual(ticket.status, "Replied")
+		self.assertTrue(ticket.first_response_at)
+		self.assertFalse(ticket.delivery_problem)
+
+		send_communication(comm.name)
+		self.assertEqual(len(self.smtp.deliveries), 3, "a second run sends nothing again")
+
+	def test_common_signature_then_none_and_never_twice(self):
+		self.reply_as(self.plain_agent, "<p>First answer.</p>")
+		html = self.own_part()
+		self.assertEqual(html.count("The Shop support team"), 1)
+
+		self.smtp.deliveries.clear()
+		self.reply_as(self.plain_agent, f"<p>Signed by hand.</p>{COMMON}")
+		html = self.own_part()
+		self.assertEqual(html.count("The Shop support team"), 1, "never twice")
+
+		frappe.db.set_value("Email Channel", self.channel.name, "use_common_signature", 0)
+		self.smtp.deliveries.clear()
+		self.reply_as(self.plain_agent, "<p>Unsigned.</p>")
+		html = self.own_part()
+		self.assertNotIn("The Shop support team", html)
+
+	def test_quote_off_and_do_not_quote(self):
+		frappe.db.set_value("Email Channel", self.channel.name, "display_quote", 0)
+		self.reply_as(self.plain_agent, "<p>No quote wanted.</p>")
+		self.assertNotIn("wrote:", self.letters()["client@example.org"].get_body(("html",)).get_content())
+		frappe.db.set_value("Email Channel", self.channel.name, {"display_quote": 1, "do_not_quote": 1})
+		self.smtp.deliveries.clear()
+		self.reply_as(self.plain_agent, "<p>Still no quote.</p>")
+		text = self.letters()["client@example.org"].get_body(("plain",)).get_content()
+		self.assertNotIn("My kettle is broken.", text)
+
+	def test_temporary_failure_is_retried_with_backoff_and_a_permanent_one_is_shown(self):
+		self.smtp.refuse["client@example.org"] = "451 4.3.0 greylisted, try later"
+		self.smtp.refuse["boss@example.org"] = "550 5.1.1 no such user"
+		answer = self.reply_as(self.plain_agent, "<p>Will it arrive?</p>")
+		rows = self.rows(answer["communication"])
+		self.assertEqual(rows["client@example.org"].status, "Temporary failure")
+		self.assertGreater(rows["client@example.org"].next_attempt_at, now_datetime())
+		self.assertEqual(rows["boss@example.org"].status, "Failed")
+		self.assertIn("no such user", rows["boss@example.org"].error)
+		self.assertEqual(rows["archive@shop.example"].status, "Sent")
+		self.assertEqual(
+			frappe.db.get_value("Communication", answer["communication"], "delivery_status"), "Error"
+		)
+		problem = frappe.db.get_value("Ticket", self.ticket, "delivery_problem")
+		self.assertIn("boss@example.org", problem)
+		self.assertIn("greylisted", problem)
+
+		send_communication(answer["communication"])  # not due yet: nothing happens
+		self.assertEqual(self.rows(answer["communication"])["client@example.org"].attempts, 1)
+
+		del self.smtp.refuse["client@example.org"]
+		frappe.db.set_value(
+			LEDGER,
+			{"communication": answer["communication"], "recipient": "client@example.org"},
+			"next_attempt_at",
+			add_to_date(now_datetime(), minutes=-1),
+		)
+		frappe.db.commit()
+		send_communication(answer["communication"])
+		rows = self.rows(answer["communication"])
+		self.assertEqual(
+			(rows["client@example.org"].status, rows["client@example.org"].attempts), ("Sent", 2)
+		)
+		self.assertEqual(
+			rows["boss@example.org"].status, "Failed", "a permanent failure is never retried alone"
+		)
+		self.assertNotIn("greylisted", frappe.db.get_value("Ticket", self.ticket, "delivery_problem"))
+
+	def test_uncertain_send_is_flagged_and_never_resent_by_itself(self):
+		self.smtp.drop_after_data.add("client@example.org")
+		answer = self.reply_as(self.plain_agent, "<p>Did it arrive?</p>")
+		rows = self.rows(answer["communication"])
+		self.assertEqual(rows["client@example.org"].status, "Uncertain")
+		self.assertIn("Uncertain", frappe.db.get_value("Ticket", self.ticket, "delivery_problem"))
+		before = len(self.smtp.deliveries)
+		self.smtp.drop_after_data.clear()
+		send_communication(answer["communication"])
+		self.assertEqual(self.rows(answer["communication"])["client@example.org"].status, "Uncertain")
+		self.assertEqual(len(self.smtp.deliveries), before)
+
+		frappe.set_user(self.plain_agent)
+		frappe.call("usedesk_email.api.retry_sending", communication=answer["communication"])
+		frappe.set_user("Administrator")
+		frappe.db.commit()
+		send_communication(answer["communication"])
+		self.assertEqual(self.rows(answer["communication"])["client@example.org"].status, "Sent")
+		self.assertIn("client@example.org", self.letters())
+
+	def test_the_clients_answer_delivered_into_dovecot_threads_back(self):
+		self.reply_as(self.plain_agent, "<p>Please send a photo.</p>")
+		ours = self.letters()["client@example.org"]["Message-ID"].strip("<>")
+		self.dovecot.deliver(
+			self.box.user,
+			mail(
+				f"Re: Kettle broken {ticket_token(self.ticket)}",
+				message_id="k2@client.example",
+				in_reply_to=ours,
+			),
+		)
+		outcome = poll_channel(self.channel.name)
+		self.assertEqual(outcome["stored"], 1, outcome)
+		by_id = {m.message_id: m.reference_name for m in messages_of(self.channel.name)}
+		self.assertEqual(by_id["k2@client.example"], self.ticket)
+		self.assertEqual(frappe.db.get_value("Ticket", self.ticket, "status"), "Open")
+
+	def test_forward_creates_a_linked_ticket_with_the_correspondence_and_sends_from_it(self):
+		frappe.set_user(self.plain_agent)
+		result = forward_ticket(self.ticket, "Partner@Example.net", "Can you help this client?")
+		frappe.set_user("Administrator")
+		frappe.db.commit()
+		new = frappe.get_doc("Ticket", result["ticket"])
+		self.assertEqual(
+			(new.forwarded_from, new.client_email, new.channel),
+			(self.ticket, "partner@example.net", self.channel.name),
+		)
+		comments = frappe.get_all(
+			"Comment",
+			filters={"reference_doctype": "Ticket", "reference_name": new.name, "comment_type": "Comment"},
+			pluck="content",
+		)
+		self.assertTrue(any("My kettle is broken." in c for c in comments), comments)
+		send_communication(result["communication"])
+		letter = self.letters()["partner@example.net"]
+		self.assertEqual(letter["Subject"], f"Fwd: Kettle broken {ticket_token(new.name)}")
+		self.assertIsNone(letter["In-Reply-To"])
+		body = letter.get_body(("plain",)).get_content()
+		self.assertIn("Can you help this client?", body)
+		self.assertIn("My kettle is broken.", body)
+
+		self.dovecot.deliver(
+			self.box.user,
+			mail(
+				"Re: Fwd: Kettle broken",
+				sender="partner@example.net",
+				message_id="p1@example.net",
+				in_reply_to=letter["Message-ID"].strip("<>"),
+			),
+		)
+		poll_channel(self.channel.name)
+		by_id = {m.message_id: m.reference_name for m in messages_of(self.channel.name)}
+		self.assertEqual(
+			by_id["p1@example.net"], str(new.name), "the partner's answer threads into the new ticket"
+		)
+
+	def test_bad_forwards(self):
+		for address in ("not-an-address", "a@example.org, b@example.org", "help@shop.example", ""):
+			with self.assertRaises(frappe.ValidationError, msg=address):
+				forward_ticket(self.ticket, address)
+		frappe.db.set_value("Email Channel", self.channel.name, "forward_as_new_ticket", 0)
+		with self.assertRaises(frappe.ValidationError):
+			forward_ticket(self.ticket, "partner@example.net")
+		self.assertFalse(frappe.get_all("Ticket", filters={"forwarded_from": self.ticket}))
+
+	def test_empty_reply_and_a_user_without_permission_are_refused(self):
+		before = len(messages_of(self.channel.name))
+		for content in ("", "<p><br></p>", "   "):
+			with self.assertRaises(frappe.ValidationError):
+				create_reply(self.ticket, content)
+		outsider = agent_user("outsider@example.com", signature="", role=None)
+		frappe.set_user(outsider)
+		try:
+			with self.assertRaises(frappe.PermissionError):
+				create_reply(self.ticket, "<p>Not mine to answer.</p>")
+		finally:
+			frappe.set_user("Administrator")
+		self.assertEqual(len(messages_of(self.channel.name)), before)
+
+	def test_channel_that_cannot_send_keeps_the_reply_and_says_why(self):
+		frappe.db.set_value("Email Channel", self.channel.name, "smtp_host", "127.0.0.1")
+		frappe.db.set_value("Email Channel", self.channel.name, "smtp_port", free_port())
+		answer = self.reply_as(self.plain_agent, "<p>Into the void.</p>")
+		self.assertTrue(frappe.db.exists("Communication", answer["communication"]))
+		rows = self.rows(answer["communication"])
+		self.assertEqual({r.status for r in rows.values()}, {"Temporary failure"})
+		self.assertIn("Temporary failure", frappe.db.get_value("Ticket", self.ticket, "delivery_problem"))
+
+		frappe.db.set_value("Email Channel", self.channel.name, "outgoing_type", "Internal")
+		frappe.db.commit()
+		self.assertFalse(
+			frappe.get_all("Email Account", filters={"enable_outgoing": 1}),
+			"the test site sends nothing itself",
+		)
+		answer = self.reply_as(self.plain_agent, "<p>No outgoing account.</p>")
+		self.assertEqual(answer["status"], "Error")
+		self.assertIn("no outgoing Email Account", answer["error"])
+		rows = self.rows(answer["communication"])
+		self.assertEqual({r.status for r in rows.values()}, {"Failed"})
+		self.assertTrue(frappe.db.exists("Communication", answer["communication"]))
+
+	def test_internal_outgoing_goes_through_the_email_queue_once(self):
+		with SmtpTestServer(security="none") as site_smtp:
+			account = outgoing_account(site_smtp)
+			frappe.db.set_value("Email Channel", self.channel.name, "outgoing_type", "Internal")
+			frappe.db.commit()
+			try:
+				answer = self.reply_as(self.plain_agent, "<p>Via the site's outgoing mail.</p>")
+				queues = frappe.get_all(
+					"Email Queue", filters={"communication": answer["communication"]}, pluck="name"
+				)
+				self.assertEqual(len(queues), 3, "one queue entry per letter, and no other")
+				frappe.flags.testing_email = True
+				for name in queues:
+					frappe.get_doc("Email Queue", name).send()
+			finally:
+				frappe.flags.testing_email = False
+				frappe.delete_doc("Email Account", account, force=True)
+				frappe.db.commit()
+			delivered = {d.rcpt_tos[0]: d.data for d in site_smtp.deliveries}
+			self.assertEqual(
+				set(delivered), {"client@example.org", "boss@example.org", "archive@shop.example"}
+			)
+			rows = self.rows(answer["communication"])
+			self.assertIn(rows["client@example.org"].message_id.encode(), delivered["client@example.org"])
+			self.assertIn(b"From: Shop Support <help@shop.example>", delivered["client@example.org"])
+			self.assertEqual(
+				frappe.db.get_value("Communication", answer["communication"], "delivery_status"), "Sent"
+			)
+
+
+def agent_user(email: str, signature: str, role: str | None = "Support Agent") -> str:
+	if not frappe.db.exists("User", email):
+		frappe.get_doc(
+			{"doctype": "User", "email": email, "first_name": email.split("@")[0], "send_welcome_email": 0}
+		).insert(ignore_permissions=True)
+	user = frappe.get_doc("User", email)
+	if role and role not in [r.role for r in user.roles]:
+		user.add_roles(role)
+	user.db_set("email_signature", signature)
+	frappe.db.commit()
+	return email
+
+
+def outgoing_account(server: SmtpTestServer) -> str:
+	doc = frappe.get_doc(
+		{
+			"doctype": "Email Account",
+			"email_account_name": "usedesk outgoing test",
+			"email_id": "outgoing@usedesk.test",
+			"enable_outgoing": 1,
+			"default_outgoing": 1,
+			"smtp_server": server.host,
+			"smtp_port": server.port,
+			"use_tls": 0,
+			"use_ssl_for_outgoing": 0,
+			"no_smtp_authentication": 1,
+			"awaiting_password": 0,
+		}
+	)
+	doc.flags.ignore_validate = True
+	doc.insert(ignore_permissions=True)
+	frappe.db.commit()
+	return doc.name

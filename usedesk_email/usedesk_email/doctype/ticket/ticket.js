@@ -1,0 +1,97 @@
+// Copyright (c) 2026, usedesk_email developers and contributors
+// For license information, please see license.txt
+
+frappe.ui.form.on("Ticket", {
+	refresh(frm) {
+		if (frm.is_new()) return;
+		frm.email_field = "client_email";
+		if (frm.timeline) {
+			// The timeline's New Email and Reply open the ticket's reply dialog: the channel sends.
+			frm.timeline.compose_mail = () => frm.trigger("reply");
+		}
+		frm.add_custom_button(__("Reply"), () => frm.trigger("reply")).addClass("btn-primary");
+		frappe.db.get_value("Email Channel", frm.doc.channel, "forward_as_new_ticket").then((r) => {
+			if (r.message && r.message.forward_as_new_ticket) {
+				frm.add_custom_button(__("Forward message"), () => frm.trigger("forward"));
+			}
+		});
+		if (frm.doc.delivery_problem) {
+			frm.dashboard.set_headline_alert(
+				`${__("Delivery problem")}: ${frappe.utils.escape_html(frm.doc.delivery_problem)}`,
+				"red"
+			);
+		}
+	},
+
+	reply(frm) {
+		const dialog = new frappe.ui.Dialog({
+			title: __("Reply to {0}", [frm.doc.client_email]),
+			size: "large",
+			fields: [
+				{
+					fieldname: "cc",
+					fieldtype: "Data",
+					label: __("Add CC participants"),
+					description: __("Comma-separated; each participant gets their own letter."),
+				},
+				{ fieldname: "content", fieldtype: "Text Editor", label: __("Message") },
+				{ fieldname: "attachments", fieldtype: "Attach", label: __("Attachment") },
+			],
+			primary_action_label: __("Send"),
+			async primary_action(values) {
+				const attachments = values.attachments
+					? [await attachment_name(values.attachments)]
+					: [];
+				frappe
+					.xcall("usedesk_email.api.reply", {
+						ticket: frm.doc.name,
+						content: values.content || "",
+						attachments,
+						cc: (values.cc || "").split(",").map((a) => a.trim()).filter(Boolean),
+					})
+					.then((r) => {
+						dialog.hide();
+						if (!r.error) {
+							frappe.show_alert({ message: __("Reply queued"), indicator: "green" });
+						}
+						frm.reload_doc();
+					});
+			},
+		});
+		dialog.show();
+	},
+
+	forward(frm) {
+		const dialog = new frappe.ui.Dialog({
+			title: __("Forward message"),
+			fields: [
+				{ fieldname: "to", fieldtype: "Data", options: "Email", label: __("To"), reqd: 1 },
+				{ fieldname: "note", fieldtype: "Small Text", label: __("Note") },
+			],
+			primary_action_label: __("Forward"),
+			primary_action(values) {
+				frappe
+					.xcall("usedesk_email.api.forward", {
+						ticket: frm.doc.name,
+						to: values.to,
+						note: values.note || "",
+					})
+					.then((r) => {
+						dialog.hide();
+						frappe.show_alert({
+							message: __("Forwarded as ticket {0}", [r.ticket]),
+							indicator: "green",
+						});
+						frappe.set_route("Form", "Ticket", r.ticket);
+					});
+			},
+		});
+		dialog.show();
+	},
+});
+
+async function attachment_name(file_url) {
+	// The Attach field holds the uploaded File's URL; the API takes File names.
+	const r = await frappe.db.get_value("File", { file_url }, "name");
+	return r.message.name;
+}
