@@ -349,8 +349,14 @@ def record_problem(ticket: str, extra: str | None = None) -> None:
 
 
 def retry_due() -> None:
-	"""Scheduler: replies whose temporary failures are due again."""
-	due = frappe.get_all(
+	"""Scheduler, every minute: send again what is due."""
+	for communication in due_replies():
+		enqueue_send(communication)
+
+
+def due_replies() -> list[str]:
+	"""Replies with a letter whose temporary failure has waited long enough."""
+	return frappe.get_all(
 		LEDGER,
 		filters={
 			"direction": "Outgoing",
@@ -360,8 +366,6 @@ def retry_due() -> None:
 		pluck="communication",
 		distinct=True,
 	)
-	for communication in due:
-		enqueue_send(communication)
 
 
 def retry_failed(communication: str) -> None:

@@ -7,19 +7,21 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import frappe
+import requests
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_to_date, now_datetime
 
 from usedesk_email.ingest import LEDGER, ingest_raw
 from usedesk_email.mail.thread_keys import ticket_token
-from usedesk_email.outgoing import send_communication
+from usedesk_email.outgoing import due_replies, send_communication
 from usedesk_email.poll import poll_channel
 from usedesk_email.replies import create_reply, forward_ticket
 from usedesk_email.testing.certificates import make_certificates
 from usedesk_email.testing.dovecot import DovecotServer
 from usedesk_email.testing.ports import free_port
 from usedesk_email.testing.smtp_server import SmtpTestServer
-from usedesk_email.usedesk_email.test_support import dovecot_channel, mail, messages_of
+from usedesk_email.usedesk_email.doctype.ticket.test_permissions import user_with_role
+from usedesk_email.usedesk_email.test_support import dovecot_channel, mail, messages_of, served_site
 
 SMTP_PASSWORD = "smtp-Secret-4410"
 PERSONAL = "<p>Anna Smith, second line support</p>"
@@ -281,6 +283,72 @@ class TestReplies(FrappeTestCase):
 		self.assertEqual(
 			by_id["p1@example.net"], str(new.name), "the partner's answer threads into the new ticket"
 		)
+
+	def test_rest_reply_and_the_desk_composer_send_once_through_the_channel(self):
+		key, secret = user_with_role("rest-agent@example.com", "Support Agent")
+		nobody_key, nobody_secret = user_with_role("rest-nobody@example.com", None)
+		frappe.db.commit()
+		headers = {"Authorization": f"token {key}:{secret}"}
+		with served_site() as base:
+			rest = requests.post(
+				f"{base}/api/method/usedesk_email.api.reply",
+				json={"ticket": self.ticket, "content": "<p>Via REST.</p>"},
+				headers=headers,
+				timeout=60,
+			)
+			self.assertEqual(rest.status_code, 200, rest.text)
+			composer = requests.post(
+				f"{base}/api/method/frappe.core.doctype.communication.email.make",
+				json={
+					"doctype": "Ticket",
+					"name": self.ticket,
+					"content": "<p>Via the desk composer.</p>",
+					"subject": "Re: Kettle broken",
+					"recipients": "client@example.org",
+					"cc": "newcomer@example.net",
+					"send_email": 1,
+				},
+				headers=headers,
+				timeout=60,
+			)
+			self.assertEqual(composer.status_code, 200, composer.text)
+			refused = requests.post(
+				f"{base}/api/method/usedesk_email.api.reply",
+				json={"ticket": self.ticket, "content": "<p>Not mine.</p>"},
+				headers={"Authorization": f"token {nobody_key}:{nobody_secret}"},
+				timeout=60,
+			)
+			self.assertEqual(refused.status_code, 403, refused.text)
+		frappe.db.commit()
+		sent = frappe.get_all(
+			"Communication",
+			filters={
+				"reference_doctype": "Ticket",
+				"reference_name": self.ticket,
+				"sent_or_received": "Sent",
+			},
+			pluck="name",
+		)
+		self.assertEqual(len(sent), 2)
+		self.assertFalse(frappe.get_all("Email Queue", filters={"communication": ("in", sent)}))
+		for name in sent:
+			send_communication(name)
+		letters = [d.rcpt_tos[0] for d in self.smtp.deliveries]
+		self.assertEqual(letters.count("client@example.org"), 2, "one letter per reply, no second copy")
+		self.assertIn("newcomer@example.net", letters, "the composer's CC joined the ticket")
+		self.assertIn("newcomer@example.net", frappe.db.get_value("Ticket", self.ticket, "cc_addresses"))
+
+	def test_due_temporary_failures_are_found_by_the_scheduler(self):
+		self.smtp.refuse["client@example.org"] = "451 4.3.0 later"
+		answer = self.reply_as(self.plain_agent, "<p>Later.</p>")
+		self.assertNotIn(answer["communication"], due_replies())
+		frappe.db.set_value(
+			LEDGER,
+			{"communication": answer["communication"], "recipient": "client@example.org"},
+			"next_attempt_at",
+			add_to_date(now_datetime(), minutes=-1),
+		)
+		self.assertIn(answer["communication"], due_replies())
 
 	def test_bad_forwards(self):
 		for address in ("not-an-address", "a@example.org, b@example.org", "help@shop.example", ""):
