@@ -139,6 +139,49 @@ def test_exception_in_handle_leaves_that_message_and_later_ones_unread(mailbox):
 	assert seen_uids(mailbox) == {1, 2}
 
 
+def test_with_a_commit_per_batch_nothing_is_marked_before_the_commit(mailbox):
+	fill(mailbox, range(1, 8))
+	events = []
+
+	def handle(message: FetchedMessage) -> bool:
+		events.append(("handle", message.uid, SEEN in mailbox.server.flags(mailbox.user)[message.uid]))
+		return True
+
+	def commit() -> None:
+		events.append(("commit", sorted(seen_uids(mailbox))))
+
+	result = drain(settings_for(mailbox), handle, batch_size=3, commit=commit)
+
+	assert [e for e in events if e[0] == "commit"] == [
+		("commit", []),
+		("commit", [1, 2, 3]),
+		("commit", [1, 2, 3, 4, 5, 6]),
+	]
+	assert not any(e[2] for e in events if e[0] == "handle")
+	assert (result.acknowledged, result.marked_seen) == (7, 7)
+	assert seen_uids(mailbox) == set(range(1, 8))
+
+
+def test_with_a_commit_per_batch_a_failure_marks_nothing_of_that_batch(mailbox):
+	fill(mailbox, range(1, 8))
+
+	def handle(message: FetchedMessage) -> bool:
+		if message.uid == 5:
+			raise RuntimeError("deadlock: the transaction was rolled back")
+		return True
+
+	with pytest.raises(RuntimeError, match="deadlock"):
+		drain(settings_for(mailbox), handle, batch_size=3, commit=lambda: None)
+	assert seen_uids(mailbox) == {1, 2, 3}, "4 was handled but never committed"
+
+	def failing_commit() -> None:
+		raise RuntimeError("commit failed")
+
+	with pytest.raises(RuntimeError, match="commit failed"):
+		drain(settings_for(mailbox), acknowledge_all, batch_size=3, commit=failing_commit)
+	assert seen_uids(mailbox) == {1, 2, 3}
+
+
 KILLER = """
 import json, os, signal, sys
 from usedesk_email.mail.imap_session import ImapSettings, drain

@@ -17,9 +17,11 @@ from usedesk_email.channel_config import own_addresses
 from usedesk_email.mail.message import Address, Kind, ParsedMessage
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.thread_keys import find_token
+from usedesk_email.usedesk_email.doctype.ticket.ticket import communication_update
 
 LEDGER = "Email Channel Message"
 AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE)
+SAVEPOINT = "usedesk_email_message"
 SUBJECT_LENGTH = 998  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
 
 
@@ -30,6 +32,7 @@ class IngestResult:
 	duplicate: bool = False
 	outcome: str = "stored"  # stored | duplicate | ignored:<why> | failed
 	failure: str | None = None
+	message_id: str = ""
 
 
 def dedupe_key(message_id: str) -> str:
@@ -44,112 +47,154 @@ def ingest_raw(
 	An exception escapes only when even the failure log cannot be written (database down):
 	then nothing was committed and the caller must leave the message where it was.
 	"""
+	result = ingest_pending(channel, raw, source, failure, parsed)
+	if result.duplicate:
+		frappe.db.rollback()  # a fresh snapshot sees where a concurrent delivery put it
+		return duplicate_of(channel, result.message_id)
+	frappe.db.commit()
+	return result
+
+
+def ingest_pending(
+	channel, raw: bytes, source: str, failure: str | None = None, parsed: ParsedMessage | None = None
+) -> IngestResult:
+	"""Store one message in the caller's open transaction, behind a savepoint; the caller commits.
+
+	A duplicate or a failure rolls back this message only; a failure is logged raw in the
+	same transaction. The poll commits once per IMAP batch, before marking it read.
+	"""
+	frappe.db.savepoint(SAVEPOINT)
 	try:
 		parsed = parsed or parse_message(raw)
-		result = store(channel, parsed, source)
-		frappe.db.commit()
-		return result
+		return store(channel, parsed, source)
 	except frappe.UniqueValidationError:
-		frappe.db.rollback()
+		frappe.db.rollback(save_point=SAVEPOINT)
 		frappe.clear_messages()
-		return duplicate_of(channel, parsed.message_id)
+		return IngestResult(duplicate=True, outcome="duplicate", message_id=parsed.message_id)
 	except Exception:
-		frappe.db.rollback()
+		error = frappe.get_traceback()
+		frappe.db.rollback(save_point=SAVEPOINT)
 		frappe.clear_messages()
-		name = log_failure(channel.name, raw, source, frappe.get_traceback(), failure)
-		frappe.db.commit()
-		return IngestResult(outcome="failed", failure=name)
+		return IngestResult(outcome="failed", failure=log_failure(channel.name, raw, source, error, failure))
 
 
 def duplicate_of(channel, message_id: str) -> IngestResult:
 	"""Point a repeated delivery at where the first one went."""
-	row = (
-		frappe.db.get_value(
-			LEDGER,
-			{"channel": channel.name, "dedupe_key": dedupe_key(message_id)},
-			["ticket", "communication"],
-			as_dict=True,
-		)
-		or frappe._dict()
+	rows = frappe.db.sql(
+		f"SELECT ticket, communication FROM `tab{LEDGER}` WHERE channel=%s AND dedupe_key=%s",
+		(channel.name, dedupe_key(message_id)),
+		as_dict=True,
 	)
+	row = rows[0] if rows else frappe._dict()
 	return IngestResult(
 		ticket=row.ticket, communication=row.communication, duplicate=True, outcome="duplicate"
 	)
 
 
+def insert_row(doctype: str, values: dict):
+	"""Insert a row of this app's own making without the document round trip.
+
+	The ingestion hot path: the values are built and sanitised here, so Frappe's validation
+	and link checks would only cost time. A unique-index clash raises
+	`frappe.UniqueValidationError`.
+	"""
+	doc = frappe.new_doc(doctype)
+	doc.update(values)
+	doc.name = frappe.generate_hash(length=10)
+	doc.set_user_and_timestamp()
+	doc.db_insert()
+	return doc
+
+
 def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
-	key = dedupe_key(msg.message_id)
-	if frappe.db.exists(LEDGER, {"channel": channel.name, "dedupe_key": key}):
-		return duplicate_of(channel, msg.message_id)
-	ledger = frappe.get_doc(
+	ledger = insert_row(
+		LEDGER,
 		{
-			"doctype": LEDGER,
 			"channel": channel.name,
-			"dedupe_key": key,
+			"dedupe_key": dedupe_key(msg.message_id),
 			"message_id": msg.message_id,
 			"direction": "Incoming",
 			"kind": msg.kind.value,
 			"imap_uid": source,
-		}
-	).insert(ignore_permissions=True)
-
+		},
+	)
 	own = own_addresses(channel)
 	sender = msg.sender.email.lower() if msg.sender else ""
 	ticket = find_ticket(channel, msg, sender)
 	if sender in own:
-		return ignore(ledger, ticket, "ignored:own-address")
+		return ignore(ledger, ticket and ticket.name, "ignored:own-address")
 	if msg.kind in AUTOMATIC and not ticket:
 		return ignore(ledger, None, f"ignored:{msg.kind.value}")
 	if not sender:
 		raise ValueError("The message has no sender address (From); it cannot open or join a ticket.")
 
 	participants = cc_participants(msg, own, sender)
-	if ticket and frappe.db.get_value("Ticket", ticket, "status") == "Closed" and msg.kind not in AUTOMATIC:
-		ticket = open_ticket(channel, msg, participants, previous=ticket)
+	if ticket and ticket.status == "Closed" and msg.kind not in AUTOMATIC:
+		ticket = open_ticket(channel, msg, participants, previous=ticket.name)
 	elif ticket:
 		add_participants(ticket, participants)
 	else:
 		ticket = open_ticket(channel, msg, participants)
 
 	communication = add_communication(ticket, msg)
-	ledger.db_set({"ticket": ticket, "communication": communication, "outcome": "stored"})
-	return IngestResult(ticket=ticket, communication=communication)
+	update_row(LEDGER, ledger.name, ticket=ticket.name, communication=communication, outcome="stored")
+	return IngestResult(ticket=ticket.name, communication=communication)
 
 
 def ignore(ledger, ticket: str | None, outcome: str) -> IngestResult:
-	ledger.db_set({"ticket": ticket, "outcome": outcome})
+	update_row(LEDGER, ledger.name, ticket=ticket, outcome=outcome)
 	return IngestResult(ticket=ticket, outcome=outcome)
 
 
-def find_ticket(channel, msg: ParsedMessage, sender: str) -> str | None:
-	"""By stored Message-IDs first (ours and the clients'), then by the ticket token."""
+def update_row(doctype: str, name: str, **values) -> None:
+	"""One UPDATE, without the query builder's per-call parsing: the ingestion hot path."""
+	columns = ", ".join(f"`{k}`=%s" for k in values)
+	frappe.db.sql(f"UPDATE `tab{doctype}` SET {columns} WHERE name=%s", (*values.values(), name))
+
+
+def find_ticket(channel, msg: ParsedMessage, sender: str):
+	"""By stored Message-IDs first (ours and the clients'), then by the ticket token.
+
+	Returns the ticket's name, channel, status, client and CC participants, or None.
+	"""
 	ids = msg.thread_ids
 	if msg.kind == Kind.BOUNCE and msg.bounced_message_id:
 		ids = [msg.bounced_message_id, *ids]
 	if ids:
 		keys = [dedupe_key(i) for i in ids]
-		rows = frappe.get_all(
-			LEDGER,
-			filters={"channel": channel.name, "dedupe_key": ("in", keys), "ticket": ("is", "set")},
-			fields=["dedupe_key", "ticket"],
+		rows = frappe.db.sql(
+			f"""SELECT dedupe_key, ticket FROM `tab{LEDGER}`
+			WHERE channel=%s AND dedupe_key IN %s AND ticket IS NOT NULL AND ticket != ''""",
+			(channel.name, keys),
 		)
-		by_key = {r.dedupe_key: r.ticket for r in rows}
+		by_key = dict(rows)
 		for k in keys:
 			if k in by_key:
-				return by_key[k]
+				return ticket_row(by_key[k])
 	return ticket_by_token(channel, msg.subject, sender)
 
 
-def ticket_by_token(channel, subject: str, sender: str) -> str | None:
+def ticket_row(name: str):
+	rows = frappe.db.sql(
+		"""SELECT name, channel, status, first_response_at, client_email, cc_addresses
+		FROM `tabTicket` WHERE name=%s""",
+		(name,),
+		as_dict=True,
+	)
+	if not rows:
+		return None
+	rows[0].name = str(rows[0].name)  # autoincrement names are numbers; links hold text
+	return rows[0]
+
+
+def ticket_by_token(channel, subject: str, sender: str):
 	"""A token alone is not proof: only the ticket's own client or CC may thread by it."""
 	name = find_token(subject)
-	if not name:
-		return None
-	row = frappe.db.get_value("Ticket", name, ["channel", "client_email", "cc_addresses"], as_dict=True)
+	row = ticket_row(name) if name else None
 	if not row or row.channel != channel.name:
 		return None
 	if sender == (row.client_email or "").lower() or sender in split_lines(row.cc_addresses):
-		return name
+		return row
 	return None
 
 
@@ -166,11 +211,11 @@ def cc_participants(msg: ParsedMessage, own: set[str], sender: str) -> list[str]
 	return list(seen)
 
 
-def add_participants(ticket: str, participants: list[str]) -> None:
-	current = split_lines(frappe.db.get_value("Ticket", ticket, "cc_addresses"))
+def add_participants(ticket, participants: list[str]) -> None:
+	current = split_lines(ticket.cc_addresses)
 	new = [p for p in participants if p not in current]
 	if new:
-		frappe.db.set_value("Ticket", ticket, "cc_addresses", "\n".join(current + new), update_modified=False)
+		update_row("Ticket", ticket.name, cc_addresses="\n".join(current + new))
 
 
 def local_time(msg: ParsedMessage):
@@ -179,7 +224,7 @@ def local_time(msg: ParsedMessage):
 	return now_datetime()
 
 
-def open_ticket(channel, msg: ParsedMessage, participants: list[str], previous: str | None = None) -> str:
+def open_ticket(channel, msg: ParsedMessage, participants: list[str], previous: str | None = None):
 	sender: Address = msg.sender
 	ticket = frappe.get_doc(
 		{
@@ -189,7 +234,7 @@ def open_ticket(channel, msg: ParsedMessage, participants: list[str], previous: 
 			"channel": channel.name,
 			"client_email": sender.email.lower(),
 			"client_name": sender.name,
-			"contact": frappe.db.get_value("Contact Email", {"email_id": sender.email}, "parent"),
+			"contact": contact_of(sender.email),
 			"cc_addresses": "\n".join(participants),
 			"opened_at": local_time(msg),
 			"previous_ticket": previous,
@@ -197,16 +242,22 @@ def open_ticket(channel, msg: ParsedMessage, participants: list[str], previous: 
 	)
 	ticket.flags.ignore_links = True
 	ticket.insert(ignore_permissions=True)
-	return ticket.name
+	return frappe._dict(name=str(ticket.name), status=ticket.status, first_response_at=None)
 
 
-def add_communication(ticket: str, msg: ParsedMessage) -> str:
-	comm = frappe.get_doc(
+def contact_of(email: str) -> str | None:
+	rows = frappe.db.sql("SELECT parent FROM `tabContact Email` WHERE email_id=%s LIMIT 1", (email,))
+	return rows[0][0] if rows else None
+
+
+def add_communication(ticket, msg: ParsedMessage) -> str:
+	comm = insert_row(
+		"Communication",
 		{
-			"doctype": "Communication",
 			"communication_type": "Communication",
 			"communication_medium": "Email",
 			"sent_or_received": "Received",
+			"status": "Open",
 			"subject": (msg.subject or "")[:SUBJECT_LENGTH] or frappe._("(no subject)"),
 			"content": msg.html or text_as_html(msg.text),
 			"text_content": msg.text,
@@ -217,15 +268,18 @@ def add_communication(ticket: str, msg: ParsedMessage) -> str:
 			"message_id": msg.message_id,
 			"communication_date": local_time(msg),
 			"reference_doctype": "Ticket",
-			"reference_name": ticket,
+			"reference_name": ticket.name,
 			"has_attachment": 1 if msg.attachments else 0,
-		}
+			"user": frappe.session.user,
+		},
 	)
 	comm.flags.in_receive = True
 	comm.flags.usedesk_kind = msg.kind
-	comm.insert(ignore_permissions=True)
 	if msg.attachments:
 		attach_files(comm, msg)
+	if values := communication_update(ticket.status, ticket.first_response_at, comm):
+		update_row("Ticket", ticket.name, **values)
+	comm.run_method("after_insert")  # the desk's live timeline, and other apps' hooks
 	return comm.name
 
 

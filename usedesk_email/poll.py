@@ -1,8 +1,8 @@
 """The scheduled unread poll: one background job per External channel, never two at once.
 
-The engine fetches with BODY.PEEK[] and sets \\Seen only on the messages `ingest_raw`
-committed; a crash anywhere leaves the rest unread for the next run, and the ledger's
-unique index turns a re-fetched message into a duplicate instead of a second copy.
+The engine fetches with BODY.PEEK[] and sets \\Seen only on messages already committed
+(one commit per IMAP batch); a crash anywhere leaves the rest unread for the next run, and
+the ledger's unique index turns a re-fetched message into a duplicate instead of a second copy.
 """
 
 import hashlib
@@ -14,7 +14,7 @@ import frappe
 from frappe.utils import now_datetime
 
 from usedesk_email.channel_config import ca_file, imap_settings
-from usedesk_email.ingest import ingest_raw
+from usedesk_email.ingest import ingest_pending
 from usedesk_email.mail.errors import AuthenticationError, MailError, redact
 from usedesk_email.mail.imap_session import FetchedMessage, drain
 
@@ -58,7 +58,7 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 		counts = {"stored": 0, "duplicate": 0, "ignored": 0, "failed": 0}
 
 		def handle(message: FetchedMessage) -> bool:
-			result = ingest_raw(doc, message.raw, f"IMAP UID {message.uid}")
+			result = ingest_pending(doc, message.raw, f"IMAP UID {message.uid}")
 			counts[result.outcome.split(":")[0]] += 1
 			return True
 
@@ -69,6 +69,7 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 					handle,
 					known_uidvalidity=int(doc.uidvalidity) if doc.uidvalidity else None,
 					time_budget=time_budget,
+					commit=frappe.db.commit,  # once per batch, before it is marked read
 				)
 		except MailError as e:
 			record_failure(doc, e)

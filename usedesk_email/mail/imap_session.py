@@ -387,13 +387,16 @@ def drain(
 	batch_size: int = DEFAULT_BATCH_SIZE,
 	batch_bytes: int = DEFAULT_BATCH_BYTES,
 	clock: Callable[[], float] = time.monotonic,
+	commit: Callable[[], None] | None = None,
 ) -> DrainResult:
 	"""Hand every unread message of the folder to ``handle`` and mark read what it acknowledged.
 
 	``handle`` stores a message and returns True only once that is committed; False leaves
 	the message unread. Acknowledged messages are marked read after each batch, and also
 	before an exception from ``handle`` propagates; the failing message and the rest stay
-	unread. A dropped connection raises MailConnectionError and marks nothing of the batch
+	unread. With ``commit``, True means "stored in the caller's open transaction": ``commit``
+	runs once per batch before anything is marked read, and an exception marks nothing of
+	the batch (one commit per batch instead of one per message). A dropped connection raises MailConnectionError and marks nothing of the batch
 	in flight. The time budget is checked between messages; what was not handed over is
 	reported as ``remaining``. A UIDVALIDITY other than ``known_uidvalidity`` is reported,
 	and unread mail is still handed over (the caller dedupes by Message-ID).
@@ -420,7 +423,7 @@ def drain(
 				break
 			result.batches += 1
 			result.largest_batch_bytes = max(result.largest_batch_bytes, sum(m.size for m in batch))
-			_handle_batch(session, batch, handle, result, clock, deadline)
+			_handle_batch(session, batch, handle, result, clock, deadline, commit)
 		if result.out_of_time:
 			result.remaining = len(unseen) - result.fetched
 	return result
@@ -433,6 +436,7 @@ def _handle_batch(
 	result: DrainResult,
 	clock: Callable[[], float],
 	deadline: float,
+	commit: Callable[[], None] | None,
 ) -> None:
 	acknowledged: list[int] = []
 	try:
@@ -444,12 +448,17 @@ def _handle_batch(
 			if handle(message):
 				acknowledged.append(message.uid)
 				result.acknowledged += 1
+		if commit is not None:
+			commit()
 	except BaseException:
 		# The caller's error wins; what it committed before still gets marked if possible.
-		try:
-			session.mark_seen(acknowledged)
-		except MailError:
-			pass
+		if commit is None:
+			try:
+				session.mark_seen(acknowledged)
+			except MailError:
+				pass
+		else:
+			result.acknowledged -= len(acknowledged)
 		raise
 	session.mark_seen(acknowledged)
 	result.marked_seen += len(acknowledged)

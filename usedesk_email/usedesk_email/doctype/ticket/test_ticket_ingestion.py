@@ -87,11 +87,13 @@ class TestTicketIngestion(FrappeTestCase):
 			f"""
 			import os, signal
 			import usedesk_email.poll as poll
-			original = poll.ingest_raw
-			def ingest_then_die(*args, **kwargs):
-				original(*args, **kwargs)  # committed
-				os.kill(os.getpid(), signal.SIGKILL)  # dies before \\Seen is set
-			poll.ingest_raw = ingest_then_die
+			original = poll.drain
+			def drain_then_die(*args, commit, **kwargs):
+				def commit_then_die():
+					commit()  # the batch is committed
+					os.kill(os.getpid(), signal.SIGKILL)  # dies before \\Seen is set
+				return original(*args, commit=commit_then_die, **kwargs)
+			poll.drain = drain_then_die
 			poll.poll_channel({self.channel.name!r})
 			"""
 		)

@@ -36,17 +36,25 @@ class Ticket(Document):
 
 	def on_communication_update(self, communication):
 		"""Frappe calls this instead of its own status rules, which would let auto-replies reopen tickets."""
-		if communication.communication_type != "Communication":
-			return
-		values = {"last_message_at": communication.communication_date or now_datetime()}
-		if communication.sent_or_received == "Received":
-			if communication.flags.usedesk_kind not in (Kind.AUTO_REPLY, Kind.BOUNCE) and (
-				self.status in REOPENED_BY_CLIENT
-			):
-				values.update(status="Open", resolved_at=None)
-		elif communication.sent_or_received == "Sent":
-			values["status"] = "Replied"
-			if not self.first_response_at:
-				values["first_response_at"] = communication.communication_date or now_datetime()
-		self.db_set(values, update_modified=False)
-		self.notify_update()
+		values = communication_update(self.status, self.first_response_at, communication)
+		if values:
+			self.db_set(values, update_modified=False)
+			self.notify_update()
+
+
+def communication_update(status: str, first_response_at, communication) -> dict:
+	"""What a new message changes on its ticket: last message time, status, first response."""
+	if communication.communication_type != "Communication":
+		return {}
+	values = {"last_message_at": communication.communication_date or now_datetime()}
+	if communication.sent_or_received == "Received":
+		if (
+			communication.flags.usedesk_kind not in (Kind.AUTO_REPLY, Kind.BOUNCE)
+			and status in REOPENED_BY_CLIENT
+		):
+			values.update(status="Open", resolved_at=None)
+	elif communication.sent_or_received == "Sent":
+		values["status"] = "Replied"
+		if not first_response_at:
+			values["first_response_at"] = communication.communication_date or now_datetime()
+	return values

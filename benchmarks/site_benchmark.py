@@ -1,0 +1,492 @@
+"""Ingestion and sending on a real site, side by side with Frappe's own Email Account.
+
+Run from the bench's sites directory with the bench's Python (needs root for Dovecot):
+
+    cd frappe-bench/sites
+    ../env/bin/python ../apps/usedesk_email/benchmarks/site_benchmark.py --site S --n 1000 \\
+        [--stored-tickets 50000] [--frappe-runs 0] [--send 50]
+
+One run fills three Dovecot mailboxes with the same N generated messages (plain and HTML,
+one in ten with a 200 KB attachment, a third replying to earlier ones; only the Message-ID
+domain differs, so the three consumers never see each other's mail as duplicates) and
+measures, each in its own child process so peak RSS is its own:
+
+- floor: IMAP fetch (`imap_session.drain`) and `parse_message`, no database;
+- app: successive `poll.poll_channel` runs into tickets until the mailbox is drained;
+- frappe: successive `EmailAccount.receive()` runs (UNSEEN) into Communications, all of
+  them or only the first `--frappe-runs` runs;
+- send: `outgoing.send_communication` of `--send` replies with 1 and with 5 recipients
+  through a real SMTP server (aiosmtpd).
+
+SQL statements are the database session's own count (`SHOW SESSION STATUS 'Questions'`).
+`--stored-tickets K` first bulk-inserts K tickets, ledger rows and Communications, to show
+whether the per-message cost grows with what is stored. Everything created is left on the
+site (use a throwaway site).
+"""
+
+import argparse
+import base64
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+import uuid
+
+import frappe
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def corpus(n: int, seed: int = 7) -> list[str]:
+	"""N messages as text with a `{tag}` placeholder in every Message-ID domain."""
+	rng = random.Random(seed)
+	words = "kettle order refund invoice broken delivery late screen password login account".split()
+	attachment = base64.encodebytes(rng.randbytes(200 * 1024)).decode().replace("\n", "\r\n")
+	messages = []
+	for i in range(n):
+		client = f"client{i % 300}@clients.example"
+		text = "\r\n".join(" ".join(rng.choice(words) for _ in range(14)) for _ in range(rng.randint(5, 40)))
+		head = [
+			f"From: Client {i % 300} <{client}>",
+			"To: support@shop.example",
+			"Date: Thu, 26 Nov 2026 10:00:00 +0000",
+			f"Message-ID: <m{i}@{{tag}}>",
+			"MIME-Version: 1.0",
+		]
+		if i % 3 == 2 and i > 3:
+			parent = rng.randrange(0, i - 1)
+			head += [
+				f"Subject: Re: Question {parent}",
+				f"In-Reply-To: <m{parent}@{{tag}}>",
+				f"References: <m{parent}@{{tag}}>",
+			]
+		else:
+			head.append(f"Subject: Question {i}")
+		html = f"<html><body><p>{text.replace(chr(13) + chr(10), '<br>')}</p></body></html>"
+		if i % 2:
+			body = (
+				'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n'
+				f"--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n"
+				f"--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--alt--\r\n"
+			)
+		else:
+			body = f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n"
+		if i % 10 == 5:
+			body = (
+				'Content-Type: multipart/mixed; boundary="mix"\r\n\r\n--mix\r\n'
+				+ body
+				+ '\r\n--mix\r\nContent-Type: application/octet-stream; name="data.bin"\r\n'
+				'Content-Disposition: attachment; filename="data.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+				+ attachment
+				+ "--mix--\r\n"
+			)
+		messages.append("\r\n".join(head) + "\r\n" + body)
+	return messages
+
+
+def fill(server, messages: list[str], tag: str):
+	box = server.new_mailbox("bench")
+	for text in messages:
+		server.deliver(box.user, text.replace("{tag}", tag).encode())
+	return box
+
+
+def questions() -> int:
+	return int(frappe.db.sql("SHOW SESSION STATUS LIKE 'Questions'")[0][1])
+
+
+def peak_rss_mb() -> float:
+	return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+	with open("/proc/self/statm") as f:
+		return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1048576
+
+
+# ---- phases, each run in a child process ----
+
+
+def phase_floor(args) -> dict:
+	from usedesk_email.mail.imap_session import ImapSettings, drain
+	from usedesk_email.mail.parse import parse_message
+
+	settings = ImapSettings(
+		host="127.0.0.1",
+		port=args.port,
+		security="ssl",
+		username=args.user,
+		password=args.password,
+		ca_file=args.ca,
+		folder="INBOX",
+	)
+	count = 0
+
+	def handle(message) -> bool:
+		nonlocal count
+		parse_message(message.raw)
+		count += 1
+		return True
+
+	start_rss, start = rss_mb(), time.perf_counter()
+	drain(settings, handle, time_budget=3600)
+	return {"messages": count, "seconds": time.perf_counter() - start, "start_rss": start_rss}
+
+
+def phase_app(args) -> dict:
+	from usedesk_email.poll import poll_channel
+
+	start_rss, q0, start = rss_mb(), questions(), time.perf_counter()
+	runs, stored = [], 0
+	while True:
+		t = time.perf_counter()
+		outcome = poll_channel(args.channel, time_budget=args.budget)
+		done = sum(outcome.get(k, 0) for k in ("stored", "duplicate", "ignored", "failed"))
+		runs.append(
+			{"seconds": round(time.perf_counter() - t, 1), "messages": done, "result": outcome["result"]}
+		)
+		stored += done
+		if outcome["result"] != "ok" or not outcome.get("remaining"):
+			break
+	return {
+		"messages": stored,
+		"seconds": time.perf_counter() - start,
+		"queries": questions() - q0,
+		"runs": runs,
+		"start_rss": start_rss,
+	}
+
+
+def phase_frappe(args) -> dict:
+	account = frappe.get_doc("Email Account", args.account)
+	start_rss, q0 = rss_mb(), questions()
+	runs, total = [], 0
+	while not args.frappe_runs or len(runs) < args.frappe_runs:
+		before = frappe.db.count("Communication", {"email_account": account.name})
+		t = time.perf_counter()
+		account.receive()
+		got = frappe.db.count("Communication", {"email_account": account.name}) - before
+		runs.append({"seconds": round(time.perf_counter() - t, 1), "messages": got})
+		total += got
+		if not got:
+			runs.pop()
+			break
+	return {
+		"messages": total,
+		"seconds": sum(r["seconds"] for r in runs),
+		"queries": questions() - q0,
+		"runs": runs,
+		"start_rss": start_rss,
+	}
+
+
+def phase_send(args) -> dict:
+	from usedesk_email.outgoing import send_communication
+
+	names = json.loads(args.communications)
+	start_rss, q0, start = rss_mb(), questions(), time.perf_counter()
+	for name in names:
+		send_communication(name)
+	seconds = time.perf_counter() - start
+	statuses = frappe.get_all("Communication", filters={"name": ("in", names)}, pluck="delivery_status")
+	return {
+		"messages": len(names),
+		"seconds": seconds,
+		"queries": questions() - q0,
+		"sent": statuses.count("Sent"),
+		"start_rss": start_rss,
+	}
+
+
+PHASES = {"floor": phase_floor, "app": phase_app, "frappe": phase_frappe, "send": phase_send}
+
+
+def child(args) -> None:
+	if args.phase != "floor":
+		frappe.init(site=args.site, sites_path=".")
+		frappe.connect()
+	result = PHASES[args.phase](args)
+	result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+	result["rss_growth_mb"] = round(result["peak_rss_mb"] - result.pop("start_rss"), 1)
+	print("RESULT " + json.dumps(result))
+
+
+def run_child(phase: str, **values) -> dict:
+	argv = [sys.executable, os.path.abspath(__file__), "--phase", phase]
+	for key, value in values.items():
+		argv += [f"--{key.replace('_', '-')}", str(value)]
+	done = subprocess.run(argv, capture_output=True, text=True)
+	lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+	if done.returncode or not lines:
+		raise SystemExit(f"phase {phase} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+	return json.loads(lines[-1][len("RESULT ") :])
+
+
+# ---- set-up in the parent ----
+
+
+def make_channel(server, box, name: str, **values):
+	from usedesk_email.usedesk_email.test_support import dovecot_channel
+
+	return dovecot_channel(server, box, name, imap_email="support@shop.example", **values)
+
+
+def make_email_account(server, box) -> str:
+	doc = frappe.get_doc(
+		{
+			"doctype": "Email Account",
+			"email_account_name": f"bench {RUN_ID}",
+			"email_id": f"bench-{RUN_ID}@shop.example",
+			"login_id_is_different": 1,
+			"login_id": box.user,
+			"password": box.password,
+			"awaiting_password": 0,
+			"enable_incoming": 1,
+			"use_imap": 1,
+			"email_server": server.host,
+			"incoming_port": server.no_tls_port,
+			"use_ssl": 0,
+			"use_starttls": 0,
+			"email_sync_option": "UNSEEN",
+			"enable_outgoing": 0,
+			"imap_folder": [{"folder_name": "INBOX"}],
+		}
+	).insert(ignore_permissions=True)
+	frappe.db.commit()
+	return doc.name
+
+
+def store_tickets(channel: str, count: int) -> None:
+	"""Bulk rows as ingestion leaves them: a ticket, its ledger row and its Communication."""
+	from frappe.utils import now_datetime
+
+	from usedesk_email.ingest import dedupe_key
+
+	now = now_datetime()
+	first = int(frappe.db.sql("SELECT COALESCE(MAX(name), 0) FROM `tabTicket`")[0][0]) + 1
+	for start in range(0, count, 5000):
+		names = range(first + start, first + min(start + 5000, count))
+		frappe.db.bulk_insert(
+			"Ticket",
+			[
+				"name",
+				"subject",
+				"status",
+				"channel",
+				"client_email",
+				"opened_at",
+				"creation",
+				"modified",
+				"owner",
+				"modified_by",
+			],
+			[
+				(
+					n,
+					f"Stored {n}",
+					"Open",
+					channel,
+					f"old{n % 5000}@clients.example",
+					now,
+					now,
+					now,
+					"Administrator",
+					"Administrator",
+				)
+				for n in names
+			],
+		)
+		frappe.db.bulk_insert(
+			"Communication",
+			[
+				"name",
+				"communication_type",
+				"communication_medium",
+				"sent_or_received",
+				"subject",
+				"content",
+				"sender",
+				"message_id",
+				"reference_doctype",
+				"reference_name",
+				"communication_date",
+				"creation",
+				"modified",
+				"owner",
+				"modified_by",
+			],
+			[
+				(
+					f"bench-{RUN_ID}-{n}",
+					"Communication",
+					"Email",
+					"Received",
+					f"Stored {n}",
+					"<p>old</p>",
+					f"old{n % 5000}@clients.example",
+					f"old{n}-{RUN_ID}@clients.example",
+					"Ticket",
+					str(n),
+					now,
+					now,
+					now,
+					"Administrator",
+					"Administrator",
+				)
+				for n in names
+			],
+		)
+		frappe.db.bulk_insert(
+			"Email Channel Message",
+			[
+				"name",
+				"channel",
+				"dedupe_key",
+				"message_id",
+				"direction",
+				"ticket",
+				"communication",
+				"outcome",
+				"creation",
+				"modified",
+				"owner",
+				"modified_by",
+			],
+			[
+				(
+					f"bench-{RUN_ID}-{n}",
+					channel,
+					dedupe_key(f"old{n}-{RUN_ID}@clients.example"),
+					f"old{n}-{RUN_ID}@clients.example",
+					"Incoming",
+					str(n),
+					f"bench-{RUN_ID}-{n}",
+					"stored",
+					now,
+					now,
+					"Administrator",
+					"Administrator",
+				)
+				for n in names
+			],
+		)
+		frappe.db.commit()
+
+
+def prepare_replies(server, box, smtp, count: int, recipients: int) -> list[str]:
+	from usedesk_email.ingest import ingest_raw
+	from usedesk_email.replies import create_reply
+
+	channel = make_channel(
+		server,
+		box,
+		f"bench send {recipients} {RUN_ID}",
+		outgoing_type="External",
+		from_email="support@shop.example",
+		smtp_host=smtp.host,
+		smtp_port=smtp.port,
+		smtp_encryption="None",
+		smtp_use_imap_credentials=0,
+		smtp_username="bench",
+		smtp_password="bench-pass",
+		display_quote=1,
+	)
+	cc = ", ".join(f"cc{k}@clients.example" for k in range(recipients - 1)) or None
+	names = []
+	for i in range(count):
+		raw = corpus(1, seed=i)[0].replace("{tag}", f"send{recipients}-{i}-{RUN_ID}.example")
+		if cc:
+			raw = raw.replace("To: support@shop.example", f"To: support@shop.example\r\nCc: {cc}", 1)
+		ticket = ingest_raw(channel, raw.encode(), "bench").ticket
+		names.append(create_reply(str(ticket), f"<p>Answer {i}: we are on it.</p>")["communication"])
+	frappe.db.commit()
+	return names
+
+
+def report(rows: list[tuple[str, dict]], n: int) -> None:
+	print(f"\nN = {n} messages, {os.cpu_count()} CPUs, run {RUN_ID}\n")
+	print("| what | messages | seconds | messages/s | SQL statements/message | peak RSS MB | RSS growth MB |")
+	print("| --- | --- | --- | --- | --- | --- | --- |")
+	for label, r in rows:
+		rate = r["messages"] / r["seconds"] if r["seconds"] else 0
+		per = f"{r['queries'] / r['messages']:.1f}" if r.get("queries") and r["messages"] else "-"
+		print(
+			f"| {label} | {r['messages']} | {r['seconds']:.1f} | {rate:.1f} | {per} | {r['peak_rss_mb']} | {r['rss_growth_mb']} |"
+		)
+	for label, r in rows:
+		if r.get("runs"):
+			print(f"{label} runs: {r['runs']}")
+
+
+def main() -> None:
+	parser = argparse.ArgumentParser(
+		description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+	)
+	parser.add_argument("--site", default="test.localhost")
+	parser.add_argument("--n", type=int, default=1000)
+	parser.add_argument("--stored-tickets", type=int, default=0)
+	parser.add_argument("--frappe-runs", type=int, default=0, help="0: until the mailbox is drained")
+	parser.add_argument("--send", type=int, default=0, help="replies per recipient count to send")
+	parser.add_argument("--skip", default="", help="comma-separated phases to leave out")
+	parser.add_argument("--budget", type=float, default=240)
+	for name in ("phase", "port", "user", "password", "ca", "channel", "account", "communications"):
+		parser.add_argument(f"--{name}")
+	args = parser.parse_args()
+	if args.phase:
+		args.port = int(args.port) if args.port else None
+		return child(args)
+
+	from usedesk_email.testing.dovecot import DovecotServer
+	from usedesk_email.testing.smtp_server import SmtpTestServer
+
+	skip = set(args.skip.split(","))
+	frappe.init(site=args.site, sites_path=".")
+	frappe.connect()
+	messages = corpus(args.n)
+	rows = []
+	with DovecotServer() as server, SmtpTestServer(security="none", users={"bench": "bench-pass"}) as smtp:
+		common = {"site": args.site, "budget": args.budget, "frappe_runs": args.frappe_runs}
+		if "floor" not in skip:
+			box = fill(server, messages, f"floor-{RUN_ID}.example")
+			rows.append(
+				(
+					"floor: IMAP fetch + parse",
+					run_child(
+						"floor",
+						port=server.ssl_port,
+						user=box.user,
+						password=box.password,
+						ca=server.ca_file,
+						**common,
+					),
+				)
+			)
+		if "app" not in skip:
+			box = fill(server, messages, f"app-{RUN_ID}.example")
+			channel = make_channel(server, box, f"bench app {RUN_ID}").name
+			if args.stored_tickets:
+				store_tickets(channel, args.stored_tickets)
+			frappe.db.commit()
+			label = f"usedesk_email poll ({args.stored_tickets} tickets stored before)"
+			rows.append((label, run_child("app", channel=channel, **common)))
+		if "frappe" not in skip:
+			box = fill(server, messages, f"frappe-{RUN_ID}.example")
+			account = make_email_account(server, box)
+			label = "Frappe Email Account pull" + (
+				f" (first {args.frappe_runs} runs)" if args.frappe_runs else ""
+			)
+			rows.append((label, run_child("frappe", account=account, **common)))
+		if args.send:
+			box = server.new_mailbox("bench-send")
+			for recipients in (1, 5):
+				names = prepare_replies(server, box, smtp, args.send, recipients)
+				result = run_child("send", communications=json.dumps(names), **common)
+				rows.append((f"send replies, {recipients} recipient(s) each", result))
+	report(rows, args.n)
+
+
+if __name__ == "__main__":
+	main()
