@@ -1,7 +1,5 @@
 """Whitelisted methods of the app (desk and REST)."""
 
-import json
-
 import frappe
 from frappe.rate_limiter import rate_limit
 from frappe.utils import cint, split_emails
@@ -72,19 +70,29 @@ def request_message() -> bytes:
 
 @frappe.whitelist(methods=["POST"])
 def reply(
-	ticket: str, content: str, attachments: list[str] | None = None, cc: list[str] | None = None
+	ticket: str | int,
+	content: str,
+	attachments: list[str] | str | None = None,
+	cc: list[str] | str | None = None,
 ) -> dict:
 	"""Reply on a ticket to its client and CC participants (each gets their own letter).
 
 	`attachments` are names of File documents the user may read; `cc` adds participants.
+	Lists may come JSON-encoded, as the desk's `frappe.call` sends them.
 	"""
-	return replies.create_reply(ticket, content, attachments, cc)
+	return replies.create_reply(str(ticket), content, string_list(attachments), string_list(cc))
 
 
 @frappe.whitelist(methods=["POST"])
-def forward(ticket: str, to: str, note: str | None = None) -> dict:
+def forward(ticket: str | int, to: str, note: str | None = None) -> dict:
 	"""Forward the conversation to `to` as a new ticket that links back to this one."""
-	return replies.forward_ticket(ticket, to, note)
+	return replies.forward_ticket(str(ticket), to, note)
+
+
+def string_list(value: list | str | None) -> list[str]:
+	if isinstance(value, str):
+		value = frappe.parse_json(value) if value.strip().startswith("[") else [value]
+	return [str(item) for item in value or [] if str(item).strip()]
 
 
 @frappe.whitelist(methods=["POST"])
@@ -121,8 +129,6 @@ def make(
 			cc=cc,
 			**kwargs,
 		)
-	if isinstance(attachments, str):
-		attachments = json.loads(attachments or "[]")
 	extra = [*split_emails(recipients or ""), *split_emails(cc or "")]
-	result = replies.create_reply(name, content or "", attachments or [], extra)
+	result = replies.create_reply(str(name), content or "", string_list(attachments), extra)
 	return {"name": result["communication"], "emails_not_sent_to": ""}

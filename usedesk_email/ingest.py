@@ -71,6 +71,8 @@ def ingest_pending(
 		frappe.db.rollback(save_point=SAVEPOINT)
 		frappe.clear_messages()
 		return IngestResult(duplicate=True, outcome="duplicate", message_id=parsed.message_id)
+	except (frappe.QueryDeadlockError, frappe.QueryTimeoutError):
+		raise  # the database undid (or must undo) the whole transaction: retry it all later
 	except Exception:
 		error = frappe.get_traceback()
 		frappe.db.rollback(save_point=SAVEPOINT)

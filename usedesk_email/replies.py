@@ -14,7 +14,7 @@ from frappe.email.doctype.email_account.email_account import EmailAccount
 from frappe.utils import get_fullname, now_datetime, split_emails, strip_html, validate_email_address
 
 from usedesk_email.channel_config import own_addresses
-from usedesk_email.ingest import split_lines
+from usedesk_email.ingest import split_lines, text_as_html
 from usedesk_email.outgoing import earlier_messages, recipients_of
 
 
@@ -72,7 +72,7 @@ def forward_ticket(ticket: str, to: str, note: str | None = None) -> dict:
 	new.insert()
 	add_comment(new.name, correspondence_html(original.name))
 	add_comment(original.name, _("Forwarded to {0} as ticket {1}.").format(html.escape(address), new.name))
-	comm = new_communication(new, channel, note or "", [])
+	comm = new_communication(new, channel, text_as_html(note) if (note or "").strip() else "", [])
 	return {"ticket": new.name, **answer(comm, channel)}
 
 

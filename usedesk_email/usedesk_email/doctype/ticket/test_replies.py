@@ -292,11 +292,23 @@ class TestReplies(FrappeTestCase):
 		with served_site() as base:
 			rest = requests.post(
 				f"{base}/api/method/usedesk_email.api.reply",
-				json={"ticket": self.ticket, "content": "<p>Via REST.</p>"},
+				json={"ticket": int(self.ticket), "content": "<p>Via REST.</p>"},
 				headers=headers,
 				timeout=60,
 			)
 			self.assertEqual(rest.status_code, 200, rest.text)
+			desk = requests.post(  # as the desk's frappe.call sends it: lists JSON-encoded in a form
+				f"{base}/api/method/usedesk_email.api.reply",
+				data={
+					"ticket": self.ticket,
+					"content": "<p>Via the Reply dialog.</p>",
+					"attachments": "[]",
+					"cc": '["dialog-cc@example.net"]',
+				},
+				headers=headers,
+				timeout=60,
+			)
+			self.assertEqual(desk.status_code, 200, desk.text)
 			composer = requests.post(
 				f"{base}/api/method/frappe.core.doctype.communication.email.make",
 				json={
@@ -329,12 +341,13 @@ class TestReplies(FrappeTestCase):
 			},
 			pluck="name",
 		)
-		self.assertEqual(len(sent), 2)
+		self.assertEqual(len(sent), 3)
 		self.assertFalse(frappe.get_all("Email Queue", filters={"communication": ("in", sent)}))
 		for name in sent:
 			send_communication(name)
 		letters = [d.rcpt_tos[0] for d in self.smtp.deliveries]
-		self.assertEqual(letters.count("client@example.org"), 2, "one letter per reply, no second copy")
+		self.assertEqual(letters.count("client@example.org"), 3, "one letter per reply, no second copy")
+		self.assertIn("dialog-cc@example.net", letters)
 		self.assertIn("newcomer@example.net", letters, "the composer's CC joined the ticket")
 		self.assertIn("newcomer@example.net", frappe.db.get_value("Ticket", self.ticket, "cc_addresses"))
 

@@ -17,7 +17,9 @@ frappe.ui.form.on("Ticket", {
 		});
 		if (frm.doc.delivery_problem) {
 			frm.dashboard.set_headline_alert(
-				`${__("Delivery problem")}: ${frappe.utils.escape_html(frm.doc.delivery_problem)}`,
+				`${__("Delivery problem")}:<br>${frappe.utils
+					.escape_html(frm.doc.delivery_problem)
+					.replace(/\n/g, "<br>")}`,
 				"red"
 			);
 		}
