@@ -29,7 +29,6 @@ import base64
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -99,7 +98,10 @@ def questions() -> int:
 
 
 def peak_rss_mb() -> float:
-	return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+	"""VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent."""
+	with open("/proc/self/status") as f:
+		line = next(line for line in f if line.startswith("VmHWM:"))
+	return int(line.split()[1]) / 1024
 
 
 def rss_mb() -> float:
@@ -374,6 +376,9 @@ def store_tickets(channel: str, count: int) -> None:
 			],
 		)
 		frappe.db.commit()
+	# Rows written around Frappe's naming: move the ticket number sequence past them.
+	frappe.db.sql("SELECT SETVAL(`ticket_id_seq`, %s)", (first + count,))
+	frappe.db.commit()
 
 
 def prepare_replies(server, box, smtp, count: int, recipients: int) -> list[str]:
