@@ -14,6 +14,7 @@ from frappe import _
 
 from usedesk_email.mail.imap_session import ImapSettings
 from usedesk_email.mail.smtp_sender import SmtpSettings
+from usedesk_email.oauth import OFFICE_365, access_token
 
 SECURITY = {"SSL": "ssl", "STARTTLS": "starttls", "None": "none"}  # form value -> engine value
 ENCRYPTION = {v: k for k, v in SECURITY.items()}
@@ -58,26 +59,32 @@ def ca_file(channel) -> Iterator[str | None]:
 		os.unlink(path)
 
 
-def imap_settings(channel, ca_path: str | None) -> ImapSettings:
-	if channel.incoming_type != "External":
+def imap_settings(channel, ca_path: str | None, force_refresh: bool = False) -> ImapSettings:
+	if channel.incoming_type not in ("External", OFFICE_365):
 		frappe.throw(
 			_("Channel {0} does not poll a mailbox: its incoming connection is {1}.").format(
 				channel.name, channel.incoming_type
 			)
 		)
+	office365 = channel.incoming_type == OFFICE_365
 	return ImapSettings(
 		host=(channel.imap_host or "").strip(),
 		port=int(channel.imap_port or 0),
 		security=SECURITY.get(channel.imap_encryption, ""),
-		username=(channel.imap_username or "").strip(),
-		password=secret(channel, "imap_password"),
+		username=(
+			channel.imap_email or channel.from_email if office365 else channel.imap_username or ""
+		).strip(),
+		password="" if office365 else secret(channel, "imap_password"),
+		oauth2_token=access_token(channel, force_refresh) if office365 else None,
 		ca_file=ca_path,
 	)
 
 
-def smtp_settings(channel, ca_path: str | None) -> SmtpSettings:
+def smtp_settings(channel, ca_path: str | None, force_refresh: bool = False) -> SmtpSettings:
 	"""External SMTP; without its own credentials it logs in with the IMAP ones, as the brief says."""
-	if channel.smtp_use_imap_credentials and channel.incoming_type == "External":
+	if channel.outgoing_type == OFFICE_365:
+		username, password = channel.from_email, ""
+	elif channel.smtp_use_imap_credentials and channel.incoming_type == "External":
 		username, password = channel.imap_username, secret(channel, "imap_password")
 	else:
 		username, password = channel.smtp_username, secret(channel, "smtp_password")
@@ -87,5 +94,6 @@ def smtp_settings(channel, ca_path: str | None) -> SmtpSettings:
 		security=SECURITY.get(channel.smtp_encryption, ""),
 		username=(username or "").strip(),
 		password=password,
+		oauth2_token=access_token(channel, force_refresh) if channel.outgoing_type == OFFICE_365 else None,
 		ca_file=ca_path,
 	)

@@ -23,6 +23,7 @@ from usedesk_email.mail.message import Address
 from usedesk_email.mail.quote_build import QuotedMessage
 from usedesk_email.mail.smtp_sender import Outcome, send
 from usedesk_email.mail.thread_keys import ticket_token
+from usedesk_email.oauth import with_fresh_token
 
 SEND_QUEUE = "short"
 RETRY_MINUTES = (1, 5, 15, 60, 180, 360)  # after the last one a temporary failure is final
@@ -238,7 +239,9 @@ def send_over_smtp(channel, rows) -> None:
 	by_id = {row.message_id: row for row in rows}
 	try:
 		with ca_file(channel) as ca:
-			results = send(smtp_settings(channel, ca), letters)
+			results = with_fresh_token(
+				channel.outgoing_type, lambda refresh: send(smtp_settings(channel, ca, refresh), letters)
+			)
 	except MailError as exc:  # no session at all: nothing was handed over
 		for row in rows:
 			retry_later(row, str(exc))

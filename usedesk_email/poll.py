@@ -1,4 +1,4 @@
-"""The scheduled unread poll: one background job per External channel, never two at once.
+"""The scheduled unread poll: one background job per polled channel, never two at once.
 
 The engine fetches with BODY.PEEK[] and sets \\Seen only on messages already committed
 (one commit per IMAP batch); a crash anywhere leaves the rest unread for the next run, and
@@ -17,6 +17,7 @@ from usedesk_email.channel_config import ca_file, imap_settings
 from usedesk_email.ingest import ingest_pending
 from usedesk_email.mail.errors import AuthenticationError, MailError, redact
 from usedesk_email.mail.imap_session import FetchedMessage, drain
+from usedesk_email.oauth import with_fresh_token
 
 TIME_BUDGET = 240  # seconds of one poll; the scheduler runs every 5 minutes
 AUTH_FAILURES_BEFORE_BACKOFF = 3
@@ -24,11 +25,11 @@ MAX_BACKOFF = timedelta(hours=6)
 
 
 def enqueue_polls() -> None:
-	"""Scheduler entry: enqueue a poll for every enabled External channel not backing off."""
+	"""Scheduler entry: enqueue a poll for every enabled polled channel not backing off."""
 	now = now_datetime()
 	for channel in frappe.get_all(
 		"Email Channel",
-		filters={"enabled": 1, "incoming_type": "External"},
+		filters={"enabled": 1, "incoming_type": ("in", ("External", "Office 365"))},
 		fields=["name", "next_poll_after"],
 	):
 		if channel.next_poll_after and channel.next_poll_after > now:
@@ -64,12 +65,15 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 
 		try:
 			with ca_file(doc) as ca:
-				result = drain(
-					imap_settings(doc, ca),
-					handle,
-					known_uidvalidity=int(doc.uidvalidity) if doc.uidvalidity else None,
-					time_budget=time_budget,
-					commit=frappe.db.commit,  # once per batch, before it is marked read
+				result = with_fresh_token(
+					doc.incoming_type,
+					lambda refresh: drain(
+						imap_settings(doc, ca, refresh),
+						handle,
+						known_uidvalidity=int(doc.uidvalidity) if doc.uidvalidity else None,
+						time_budget=time_budget,
+						commit=frappe.db.commit,  # once per batch, before it is marked read
+					),
 				)
 		except MailError as e:
 			record_failure(doc, e)

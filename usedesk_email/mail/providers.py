@@ -18,6 +18,11 @@ class ProviderPreset:
 	smtp: Endpoint
 
 
+# Microsoft's servers: also what an "Office 365" connection uses whatever the address.
+OFFICE_365 = ProviderPreset(
+	"Outlook / Office 365", ("outlook.office365.com", 993, "ssl"), ("smtp.office365.com", 587, "starttls")
+)
+
 _PRESETS = (
 	(
 		ProviderPreset("Gmail", ("imap.gmail.com", 993, "ssl"), ("smtp.gmail.com", 465, "ssl")),
@@ -32,11 +37,7 @@ _PRESETS = (
 		("mail.ru", "inbox.ru", "list.ru", "bk.ru", "internet.ru"),
 	),
 	(
-		ProviderPreset(
-			"Outlook / Office 365",
-			("outlook.office365.com", 993, "ssl"),
-			("smtp.office365.com", 587, "starttls"),
-		),
+		OFFICE_365,
 		("outlook.com", "hotmail.com", "live.com", "msn.com", "office365.com", "onmicrosoft.com"),
 	),
 	(

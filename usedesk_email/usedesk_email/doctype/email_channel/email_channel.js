@@ -19,7 +19,13 @@ frappe.ui.form.on("Email Channel", {
 			);
 		}
 		frm.add_custom_button(__("Test Connection"), () => frm.trigger("test_connection"));
-		if (frm.doc.incoming_type === "External" && frm.doc.enabled) {
+		const office365 = [frm.doc.incoming_type, frm.doc.outgoing_type].includes("Office 365");
+		if (office365 && frm.doc.connected_app) {
+			frm.add_custom_button(__("Authorize"), () =>
+				frm.call("authorize").then((r) => window.open(r.message, "_self"))
+			);
+		}
+		if (["External", "Office 365"].includes(frm.doc.incoming_type) && frm.doc.enabled) {
 			frm.add_custom_button(__("Poll Now"), () =>
 				frm.call("poll_now").then(() =>
 					frappe.show_alert({ message: __("Poll queued"), indicator: "blue" })
@@ -43,7 +49,7 @@ frappe.ui.form.on("Email Channel", {
 	},
 
 	show_health(frm) {
-		if (frm.is_new() || frm.doc.incoming_type !== "External") return;
+		if (frm.is_new() || !["External", "Office 365"].includes(frm.doc.incoming_type)) return;
 		if (frm.doc.consecutive_failures) {
 			frm.dashboard.set_headline_alert(
 				`${__("Failing")} (${frm.doc.consecutive_failures}): ${frappe.utils.escape_html(

@@ -10,15 +10,18 @@ from frappe.utils import validate_email_address
 
 from usedesk_email.channel_config import ENCRYPTION, additional_emails
 from usedesk_email.connection_check import check_channel
+from usedesk_email.mail import providers
 from usedesk_email.mail.providers import default_port, preset_for
+from usedesk_email.oauth import OFFICE_365
 from usedesk_email.poll import enqueue_poll
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import inbound_domain
+
+OWN_SERVER = ("External", OFFICE_365)  # connections with a host, port and encryption of their own
 
 
 class EmailChannel(Document):
 	def validate(self):
 		self.normalise_addresses()
-		self.reject_unavailable_types()
 		self.apply_provider_presets()
 		self.propose_ports()
 		self.validate_required_for_types()
@@ -36,33 +39,25 @@ class EmailChannel(Document):
 			if self.get(field):
 				self.set(field, self.get(field).strip())
 
-	def reject_unavailable_types(self):
-		for field in ("incoming_type", "outgoing_type"):
-			if self.get(field) == "Office 365":
-				frappe.throw(
-					_("{0}: Office 365 connections are not available in this version yet.").format(
-						_(self.meta.get_label(field))
-					),
-					title=_("Not available"),
-				)
-
 	def apply_provider_presets(self):
 		"""Fill host, port and encryption of well-known providers the admin left empty."""
 		address = self.imap_email or self.imap_username or self.from_email
 		preset = preset_for(address) if address and "@" in address else None
+		if self.incoming_type == OFFICE_365 or self.outgoing_type == OFFICE_365:
+			preset = providers.OFFICE_365
 		if not preset:
 			return
-		if self.incoming_type == "External" and not self.imap_host:
+		if self.incoming_type in OWN_SERVER and not self.imap_host:
 			self.imap_host, self.imap_port, security = preset.imap
 			self.imap_encryption = ENCRYPTION[security]
-		if self.outgoing_type == "External" and not self.smtp_host:
+		if self.outgoing_type in OWN_SERVER and not self.smtp_host:
 			self.smtp_host, self.smtp_port, security = preset.smtp
 			self.smtp_encryption = ENCRYPTION[security]
 
 	def propose_ports(self):
-		if self.incoming_type == "External" and not self.imap_port:
+		if self.incoming_type in OWN_SERVER and not self.imap_port:
 			self.imap_port = default_port((self.imap_encryption or "SSL").lower(), "imap")
-		if self.outgoing_type == "External" and not self.smtp_port:
+		if self.outgoing_type in OWN_SERVER and not self.smtp_port:
 			self.smtp_port = default_port((self.smtp_encryption or "STARTTLS").lower(), "smtp")
 
 	def validate_required_for_types(self):
@@ -75,6 +70,12 @@ class EmailChannel(Document):
 			required += ["smtp_host", "smtp_port"]
 			if not self.smtp_uses_imap_credentials():
 				required.append("smtp_username")
+		if self.incoming_type == OFFICE_365:
+			required += ["imap_host", "imap_port"]
+		if self.outgoing_type == OFFICE_365:
+			required += ["smtp_host", "smtp_port"]
+		if OFFICE_365 in (self.incoming_type, self.outgoing_type):
+			required.append("connected_app")
 		if self.use_common_signature:
 			required.append("signature")
 		missing = [_(self.meta.get_label(f)) for f in required if not self.has_value(f)]
@@ -97,7 +98,7 @@ class EmailChannel(Document):
 
 	def validate_ports(self):
 		for field, type_field in (("imap_port", "incoming_type"), ("smtp_port", "outgoing_type")):
-			if self.get(type_field) == "External" and not 1 <= int(self.get(field) or 0) <= 65535:
+			if self.get(type_field) in OWN_SERVER and not 1 <= int(self.get(field) or 0) <= 65535:
 				frappe.throw(
 					_("{0} must be a number from 1 to 65535, not {1}.").format(
 						_(self.meta.get_label(field)), self.get(field)
@@ -122,6 +123,17 @@ class EmailChannel(Document):
 	def test_connection(self) -> dict:
 		self.check_permission("write")  # managers only; agents may not log in to mailboxes
 		return check_channel(self)
+
+	@frappe.whitelist()
+	def authorize(self) -> str:
+		"""Start Microsoft's sign-in for this channel; the Token Cache is kept for this user."""
+		self.check_permission("write")
+		if not self.connected_app:
+			frappe.throw(_("Choose the Connected App first."), title=_("No Connected App"))
+		self.db_set("connected_user", frappe.session.user)
+		return frappe.get_doc("Connected App", self.connected_app).initiate_web_application_flow(
+			user=frappe.session.user, success_uri=self.get_url()
+		)
 
 	@frappe.whitelist()
 	def poll_now(self) -> dict:

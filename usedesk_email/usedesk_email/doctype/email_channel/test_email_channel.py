@@ -86,11 +86,6 @@ class TestEmailChannel(FrappeTestCase):
 		a.save()
 		self.assertEqual(a.internal_address, first)
 
-	def test_office_365_is_refused_until_supported(self):
-		with self.assertRaises(frappe.ValidationError) as caught:
-			make_channel("o365", incoming_type="Office 365")
-		self.assertIn("Office 365", str(caught.exception))
-
 	def test_password_is_never_returned(self):
 		channel = make_channel("secret keeper", imap_password="s3cret-Imap-pass")
 		self.assertNotIn(
