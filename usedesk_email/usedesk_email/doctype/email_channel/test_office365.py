@@ -4,8 +4,10 @@
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import frappe
+import requests
 from frappe.tests.utils import FrappeTestCase
 
 from usedesk_email.ingest import ingest_raw
@@ -16,7 +18,7 @@ from usedesk_email.testing.certificates import make_certificates
 from usedesk_email.testing.dovecot import DovecotServer
 from usedesk_email.testing.oauth2_server import OAuth2TestServer
 from usedesk_email.testing.smtp_server import SmtpTestServer
-from usedesk_email.usedesk_email.test_support import mail, make_channel, messages_of
+from usedesk_email.usedesk_email.test_support import mail, make_channel, messages_of, served_site
 
 MAILBOX = "support@o365.example"
 
@@ -123,6 +125,36 @@ class TestOffice365(FrappeTestCase):
 		self.assertTrue(channel.next_poll_after, "backs off instead of retrying every run")
 		self.assertEqual(len(messages_of(self.channel.name)), 0)
 		self.assertNotIn(self.refresh, channel.last_error)
+
+	def test_the_admin_authorises_once_from_the_channel(self):
+		"""Authorize, the provider's redirect to Frappe's callback, then a poll with the new grant."""
+		frappe.db.delete("Token Cache", {"connected_app": self.app})
+		frappe.db.commit()
+		url = frappe.get_doc("Email Channel", self.channel.name).authorize()
+		query = parse_qs(urlparse(url).query)
+		self.assertEqual(query["client_id"], [self.provider.client_id])
+		redirect_uri = query["redirect_uri"][0]
+		code = self.provider.register_code(self.user, redirect_uri=redirect_uri)
+		frappe.db.commit()
+		with served_site() as base:
+			session = requests.Session()
+			login = session.post(
+				f"{base}/api/method/login", data={"usr": "Administrator", "pwd": "admin"}, timeout=60
+			)
+			self.assertEqual(login.status_code, 200, login.text)
+			callback = urlparse(redirect_uri)
+			answer = session.get(
+				f"{base}{callback.path}",
+				params={"code": code, "state": query["state"][0]},
+				allow_redirects=False,
+				timeout=60,
+			)
+			self.assertIn(answer.status_code, (301, 302, 303), answer.text[:500])
+		frappe.db.commit()
+		self.assertTrue(token_cache(self.app).get_password("refresh_token", raise_exception=False))
+		self.deliver("o5@client.example")
+		outcome = poll_channel(self.channel.name)
+		self.assertEqual((outcome["result"], outcome["stored"]), ("ok", 1), outcome)
 
 	def test_not_yet_authorised_and_settings(self):
 		frappe.db.delete("Token Cache", {"connected_app": self.app})
