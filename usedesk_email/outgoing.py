@@ -66,7 +66,7 @@ def send_communication(communication: str) -> None:
 			hand_to_email_queue(channel, comm, rows)
 		elif rows:
 			send_over_smtp(channel, rows)
-		record_status(comm.name, ticket.name)
+		record_status(comm.name, str(ticket.name))
 	finally:
 		frappe.db.sql("SELECT RELEASE_LOCK(%s)", lock)
 
@@ -103,7 +103,7 @@ def compose_letters(comm, ticket, channel) -> bool:
 	except Exception as exc:
 		frappe.db.rollback()
 		comm.db_set("delivery_status", "Error")
-		record_problem(ticket.name, _("Reply {0} could not be composed: {1}").format(comm.name, exc))
+		record_problem(str(ticket.name), _("Reply {0} could not be composed: {1}").format(comm.name, exc))
 		frappe.db.commit()
 		return False
 	sender = composed.letters[0].sender
@@ -137,8 +137,8 @@ def compose_letters(comm, ticket, channel) -> bool:
 
 def draft_for(comm, ticket, channel) -> ReplyDraft:
 	forward = bool(ticket.forwarded_from) and is_first_letter(comm, ticket)
-	history = quoted_history(ticket.forwarded_from if forward else ticket.name, comm)
-	thread = [] if forward else thread_ids(ticket.name, comm)
+	history = quoted_history(ticket.forwarded_from if forward else str(ticket.name), comm)
+	thread = [] if forward else thread_ids(str(ticket.name), comm)
 	return ReplyDraft(
 		subject=ticket.subject,
 		token=ticket_token(ticket.name),
@@ -166,7 +166,7 @@ def is_first_letter(comm, ticket) -> bool:
 		"Communication",
 		{
 			"reference_doctype": "Ticket",
-			"reference_name": ticket.name,
+			"reference_name": str(ticket.name),  # a text column: a number here defeats its index
 			"sent_or_received": "Sent",
 			"communication_type": "Communication",
 			"name": ("!=", comm.name),

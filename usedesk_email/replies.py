@@ -70,10 +70,10 @@ def forward_ticket(ticket: str, to: str, note: str | None = None) -> dict:
 	)
 	new.flags.ignore_links = True
 	new.insert()
-	add_comment(new.name, correspondence_html(original.name))
+	add_comment(new.name, correspondence_html(str(original.name)))
 	add_comment(original.name, _("Forwarded to {0} as ticket {1}.").format(html.escape(address), new.name))
 	comm = new_communication(new, channel, text_as_html(note) if (note or "").strip() else "", [])
-	return {"ticket": new.name, **answer(comm, channel)}
+	return {"ticket": str(new.name), **answer(comm, channel)}
 
 
 def add_participants(ticket, channel, cc: list[str]) -> None:
