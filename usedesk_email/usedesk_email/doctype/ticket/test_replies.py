@@ -396,12 +396,16 @@ class TestReplies(FrappeTestCase):
 		self.assertIn("Temporary failure", frappe.db.get_value("Ticket", self.ticket, "delivery_problem"))
 
 		frappe.db.set_value("Email Channel", self.channel.name, "outgoing_type", "Internal")
+		sending = frappe.get_all("Email Account", filters={"enable_outgoing": 1}, pluck="name")
+		frappe.db.set_value("Email Account", {"name": ("in", sending or ["-"])}, "enable_outgoing", 0)
+		frappe.local.outgoing_email_account = {}  # Frappe's per-process cache of the lookup
 		frappe.db.commit()
-		self.assertFalse(
-			frappe.get_all("Email Account", filters={"enable_outgoing": 1}),
-			"the test site sends nothing itself",
-		)
-		answer = self.reply_as(self.plain_agent, "<p>No outgoing account.</p>")
+		try:
+			answer = self.reply_as(self.plain_agent, "<p>No outgoing account.</p>")
+		finally:
+			frappe.db.set_value("Email Account", {"name": ("in", sending or ["-"])}, "enable_outgoing", 1)
+			frappe.local.outgoing_email_account = {}
+			frappe.db.commit()
 		self.assertEqual(answer["status"], "Error")
 		self.assertIn("no outgoing Email Account", answer["error"])
 		rows = self.rows(answer["communication"])
