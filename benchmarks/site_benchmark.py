@@ -268,110 +268,40 @@ def store_tickets(channel: str, count: int) -> None:
 	from usedesk_email.ingest import dedupe_key
 
 	now = now_datetime()
+	stamp = {"creation": now, "modified": now, "owner": "Administrator", "modified_by": "Administrator"}
 	first = int(frappe.db.sql("SELECT COALESCE(MAX(name), 0) FROM `tabTicket`")[0][0]) + 1
 	for start in range(0, count, 5000):
 		names = range(first + start, first + min(start + 5000, count))
-		frappe.db.bulk_insert(
+		client = {n: f"old{n % 5000}@clients.example" for n in names}
+		message_id = {n: f"old{n}-{RUN_ID}@clients.example" for n in names}
+		bulk(
 			"Ticket",
 			[
-				"name",
-				"subject",
-				"status",
-				"channel",
-				"client_email",
-				"opened_at",
-				"creation",
-				"modified",
-				"owner",
-				"modified_by",
-			],
-			[
-				(
-					n,
-					f"Stored {n}",
-					"Open",
-					channel,
-					f"old{n % 5000}@clients.example",
-					now,
-					now,
-					now,
-					"Administrator",
-					"Administrator",
-				)
+				{"name": n, "subject": f"Stored {n}", "status": "Open", "channel": channel}
+				| {"client_email": client[n], "opened_at": now, **stamp}
 				for n in names
 			],
 		)
-		frappe.db.bulk_insert(
+		bulk(
 			"Communication",
 			[
-				"name",
-				"communication_type",
-				"communication_medium",
-				"sent_or_received",
-				"subject",
-				"content",
-				"sender",
-				"message_id",
-				"reference_doctype",
-				"reference_name",
-				"communication_date",
-				"creation",
-				"modified",
-				"owner",
-				"modified_by",
-			],
-			[
-				(
-					f"bench-{RUN_ID}-{n}",
-					"Communication",
-					"Email",
-					"Received",
-					f"Stored {n}",
-					"<p>old</p>",
-					f"old{n % 5000}@clients.example",
-					f"old{n}-{RUN_ID}@clients.example",
-					"Ticket",
-					str(n),
-					now,
-					now,
-					now,
-					"Administrator",
-					"Administrator",
-				)
+				{
+					"name": f"bench-{RUN_ID}-{n}",
+					"communication_type": "Communication",
+					"communication_medium": "Email",
+				}
+				| {"sent_or_received": "Received", "subject": f"Stored {n}", "content": "<p>old</p>"}
+				| {"sender": client[n], "message_id": message_id[n], "reference_doctype": "Ticket"}
+				| {"reference_name": str(n), "communication_date": now, **stamp}
 				for n in names
 			],
 		)
-		frappe.db.bulk_insert(
+		bulk(
 			"Email Channel Message",
 			[
-				"name",
-				"channel",
-				"dedupe_key",
-				"message_id",
-				"direction",
-				"ticket",
-				"communication",
-				"outcome",
-				"creation",
-				"modified",
-				"owner",
-				"modified_by",
-			],
-			[
-				(
-					f"bench-{RUN_ID}-{n}",
-					channel,
-					dedupe_key(f"old{n}-{RUN_ID}@clients.example"),
-					f"old{n}-{RUN_ID}@clients.example",
-					"Incoming",
-					str(n),
-					f"bench-{RUN_ID}-{n}",
-					"stored",
-					now,
-					now,
-					"Administrator",
-					"Administrator",
-				)
+				{"name": f"bench-{RUN_ID}-{n}", "channel": channel, "dedupe_key": dedupe_key(message_id[n])}
+				| {"message_id": message_id[n], "direction": "Incoming", "ticket": str(n)}
+				| {"communication": f"bench-{RUN_ID}-{n}", "outcome": "stored", **stamp}
 				for n in names
 			],
 		)
@@ -379,6 +309,11 @@ def store_tickets(channel: str, count: int) -> None:
 	# Rows written around Frappe's naming: move the ticket number sequence past them.
 	frappe.db.sql("SELECT SETVAL(`ticket_id_seq`, %s)", (first + count,))
 	frappe.db.commit()
+
+
+def bulk(doctype: str, rows: list[dict]) -> None:
+	fields = list(rows[0])
+	frappe.db.bulk_insert(doctype, fields, [tuple(row[f] for f in fields) for row in rows])
 
 
 def prepare_replies(server, box, smtp, count: int, recipients: int) -> list[str]:

@@ -16,6 +16,18 @@ from usedesk_email.ingest import dedupe_key
 from usedesk_email.testing.ports import HOST, free_port
 
 
+def desk_user(email: str, role: str | None) -> "frappe.model.document.Document":
+	"""A desk user (no welcome e-mail), with `role` when one is given."""
+	if not frappe.db.exists("User", email):
+		frappe.get_doc(
+			{"doctype": "User", "email": email, "first_name": email.split("@")[0], "send_welcome_email": 0}
+		).insert(ignore_permissions=True)
+	user = frappe.get_doc("User", email)
+	if role and role not in [r.role for r in user.roles]:
+		user.add_roles(role)
+	return user
+
+
 def make_channel(channel_name: str, **values):
 	"""An External channel with a complete, valid configuration, changed by `values`."""
 	if frappe.db.exists("Email Channel", channel_name):

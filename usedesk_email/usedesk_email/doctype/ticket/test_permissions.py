@@ -4,20 +4,14 @@
 import frappe
 from frappe.tests.test_api import FrappeAPITestCase
 
-from usedesk_email.usedesk_email.test_support import make_channel
+from usedesk_email.usedesk_email.test_support import desk_user, make_channel
 
 PASSWORD = "imap-Secret-7731"
 
 
 def user_with_role(email: str, role: str | None) -> tuple[str, str]:
 	"""A desk user with one of the app's roles and REST API keys; returns (key, secret)."""
-	if not frappe.db.exists("User", email):
-		frappe.get_doc(
-			{"doctype": "User", "email": email, "first_name": email.split("@")[0], "send_welcome_email": 0}
-		).insert(ignore_permissions=True)
-	user = frappe.get_doc("User", email)
-	if role and role not in [r.role for r in user.roles]:
-		user.add_roles(role)
+	user = desk_user(email, role)
 	secret = frappe.generate_hash(length=15)
 	user.api_key = user.api_key or frappe.generate_hash(length=15)
 	user.api_secret = secret

@@ -21,7 +21,13 @@ from usedesk_email.testing.dovecot import DovecotServer
 from usedesk_email.testing.ports import free_port
 from usedesk_email.testing.smtp_server import SmtpTestServer
 from usedesk_email.usedesk_email.doctype.ticket.test_permissions import user_with_role
-from usedesk_email.usedesk_email.test_support import dovecot_channel, mail, messages_of, served_site
+from usedesk_email.usedesk_email.test_support import (
+	desk_user,
+	dovecot_channel,
+	mail,
+	messages_of,
+	served_site,
+)
 
 SMTP_PASSWORD = "smtp-Secret-4410"
 PERSONAL = "<p>Anna Smith, second line support</p>"
@@ -443,14 +449,7 @@ class TestReplies(FrappeTestCase):
 
 
 def agent_user(email: str, signature: str, role: str | None = "Support Agent") -> str:
-	if not frappe.db.exists("User", email):
-		frappe.get_doc(
-			{"doctype": "User", "email": email, "first_name": email.split("@")[0], "send_welcome_email": 0}
-		).insert(ignore_permissions=True)
-	user = frappe.get_doc("User", email)
-	if role and role not in [r.role for r in user.roles]:
-		user.add_roles(role)
-	user.db_set("email_signature", signature)
+	desk_user(email, role).db_set("email_signature", signature)
 	frappe.db.commit()
 	return email
 
