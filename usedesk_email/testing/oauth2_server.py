@@ -206,6 +206,12 @@ class OAuth2TestServer:
 		with self._lock:
 			return self._introspect(access_token).get("active", False)
 
+	def accepts(self, user: str, access_token: str) -> bool:
+		"""What a mail server asks: is this a live token of this user? (``SmtpTestServer(tokens=...)``)"""
+		with self._lock:
+			answer = self._introspect(access_token)
+		return bool(answer.get("active")) and answer.get("username") == user
+
 	# -- endpoints (called from the handler threads) ---------------------------
 
 	def token_endpoint(self, form: dict[str, str], authorization: str | None) -> dict:

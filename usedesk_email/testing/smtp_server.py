@@ -3,7 +3,7 @@
 The sender is only trustworthy if it is tested against a server that speaks the real
 protocol, so this is aiosmtpd in a thread, not a mock: STARTTLS (required before AUTH and
 mail), implicit TLS or plain, AUTH PLAIN/LOGIN against a user table and XOAUTH2 against a
-token table. Per-recipient knobs reproduce what real servers do to a sender:
+token table (user -> token) or a callable(user, token), such as `OAuth2TestServer.accepts`. Per-recipient knobs reproduce what real servers do to a sender:
 
 - `refuse[rcpt] = "550 5.1.1 no such user"` answers RCPT TO with that line (any code);
 - `drop_after_data` closes the connection once the data of a letter to that recipient
@@ -78,7 +78,8 @@ class _Handler:
 		except ValueError:
 			return AuthResult(success=False, handled=False)
 		user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
-		ok = bool(token) and self.owner.tokens.get(user) == token
+		tokens = self.owner.tokens
+		ok = bool(token) and (tokens(user, token) if callable(tokens) else tokens.get(user) == token)
 		return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
 
 
@@ -98,7 +99,7 @@ class SmtpTestServer:
 		security: str = "starttls",
 		certificates: Certificates | None = None,
 		users: dict[str, str] | None = None,
-		tokens: dict[str, str] | None = None,
+		tokens: dict[str, str] | Callable[[str, str], bool] | None = None,
 		on_deliver: Callable[[Delivery], None] | None = None,
 		hostname: str = "smtp.test",
 	):
@@ -108,7 +109,7 @@ class SmtpTestServer:
 			raise ValueError(f"security {security!r} needs certificates")
 		self.security = security
 		self.users = dict(users or {})
-		self.tokens = dict(tokens or {})
+		self.tokens = tokens if callable(tokens) else dict(tokens or {})
 		self.on_deliver = on_deliver
 		self.refuse: dict[str, str] = {}
 		self.drop_after_data: set[str] = set()

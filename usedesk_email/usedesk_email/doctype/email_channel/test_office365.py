@@ -35,7 +35,7 @@ class TestOffice365(FrappeTestCase):
 		cls.certs = make_certificates(Path(cls.tmp.name))
 		cls.provider = OAuth2TestServer().start()
 		cls.dovecot = DovecotServer(oauth2_introspection_url=cls.provider.introspection_url).start()
-		cls.smtp = SmtpTestServer(certificates=cls.certs, tokens={}).start()
+		cls.smtp = SmtpTestServer(certificates=cls.certs, tokens=cls.provider.accepts).start()
 		cls.app = connected_app(cls.provider)
 
 	@classmethod
@@ -51,7 +51,6 @@ class TestOffice365(FrappeTestCase):
 		self.user = f"o365-{frappe.generate_hash(length=6)}@o365.example"
 		self.dovecot.add_user(self.user, frappe.generate_hash(length=12))
 		self.access, self.refresh = self.provider.issue(self.user)
-		self.smtp.tokens[self.user] = self.access
 		self.channel = make_channel(
 			f"office365 {self.user}",
 			incoming_type="Office 365",
@@ -95,6 +94,20 @@ class TestOffice365(FrappeTestCase):
 				"imap_password", raise_exception=False
 			)
 		)
+
+	def test_a_reply_whose_token_the_smtp_server_refuses_is_sent_with_a_refreshed_one(self):
+		self.deliver("o6@client.example")
+		poll_channel(self.channel.name)
+		ticket = str(frappe.get_all("Ticket", filters={"channel": self.channel.name}, pluck="name")[0])
+		self.provider.expire(token_cache(self.app).get_password("access_token"))
+		before = self.provider.token_requests
+		answer = create_reply(ticket, "<p>Sent after a refresh.</p>")
+		frappe.db.commit()
+		send_communication(answer["communication"])
+		self.assertEqual(
+			frappe.db.get_value("Communication", answer["communication"], "delivery_status"), "Sent"
+		)
+		self.assertEqual(self.provider.token_requests, before + 1)
 
 	def test_an_expired_token_is_refreshed_before_use(self):
 		authorise(self.app, self.access, self.refresh, expires_in=60)  # inside the refresh margin
