@@ -16,7 +16,7 @@ from frappe import _
 from frappe.utils import add_to_date, get_system_timezone, now_datetime
 
 from usedesk_email.channel_config import ca_file, own_addresses, smtp_settings
-from usedesk_email.ingest import LEDGER, dedupe_key, split_lines
+from usedesk_email.ingest import LEDGER, dedupe_key, insert_row, split_lines
 from usedesk_email.mail.compose import Letter, OutgoingAttachment, ReplyDraft, compose_reply
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.message import Address
@@ -108,21 +108,21 @@ def compose_letters(comm, ticket, channel) -> bool:
 		return False
 	sender = composed.letters[0].sender
 	for letter in composed.letters:
-		frappe.get_doc(
+		insert_row(
+			LEDGER,
 			{
-				"doctype": LEDGER,
 				"channel": channel.name,
 				"dedupe_key": dedupe_key(letter.message_id),
 				"message_id": letter.message_id,
 				"direction": "Outgoing",
-				"ticket": ticket.name,
+				"ticket": str(ticket.name),
 				"communication": comm.name,
 				"recipient": letter.recipient,
 				"bcc": letter.bcc,
 				"status": "Queued",
 				"raw": letter.raw.decode("ascii"),
-			}
-		).insert(ignore_permissions=True)
+			},
+		)
 	comm.db_set(
 		{
 			"subject": composed.subject,
@@ -137,8 +137,8 @@ def compose_letters(comm, ticket, channel) -> bool:
 
 def draft_for(comm, ticket, channel) -> ReplyDraft:
 	forward = bool(ticket.forwarded_from) and is_first_letter(comm, ticket)
-	history = quoted_history(ticket.forwarded_from if forward else str(ticket.name), comm)
-	thread = [] if forward else thread_ids(str(ticket.name), comm)
+	earlier = earlier_messages(ticket.forwarded_from if forward else str(ticket.name), comm)
+	thread = [] if forward else [m.message_id for m in earlier if m.message_id]  # oldest first
 	return ReplyDraft(
 		subject=ticket.subject,
 		token=ticket_token(ticket.name),
@@ -154,7 +154,7 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		bcc=channel.bcc_email or "",
 		own_addresses=sorted(own_addresses(channel) - {channel.bcc_email}),
 		attachments=attachments_of(comm.name),
-		history=history,
+		history=quoted(earlier),
 		in_reply_to=thread[-1] if thread else "",
 		references=thread,
 		subject_prefix="Fwd:" if forward else "Re:",
@@ -194,7 +194,7 @@ def earlier_messages(ticket: str, comm) -> list:
 	)
 
 
-def quoted_history(ticket: str, comm) -> list[QuotedMessage]:
+def quoted(messages: list) -> list[QuotedMessage]:
 	zone = ZoneInfo(get_system_timezone())
 	return [
 		QuotedMessage(
@@ -203,13 +203,8 @@ def quoted_history(ticket: str, comm) -> list[QuotedMessage]:
 			text=m.text_content or "",
 			html=m.content or "",
 		)
-		for m in earlier_messages(ticket, comm)
+		for m in messages
 	]
-
-
-def thread_ids(ticket: str, comm) -> list[str]:
-	"""The conversation's Message-IDs, oldest first; the last is the one answered."""
-	return [m.message_id for m in earlier_messages(ticket, comm) if m.message_id]
 
 
 def attachments_of(communication: str) -> list[OutgoingAttachment]:
