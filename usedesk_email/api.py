@@ -7,6 +7,7 @@ from frappe.utils import cint, split_emails
 from usedesk_email import outgoing, replies
 from usedesk_email.channel_config import ENCRYPTION
 from usedesk_email.inbound import accept, summary
+from usedesk_email.mail import providers
 from usedesk_email.mail.providers import preset_for
 from usedesk_email.mail.routing import split_addresses
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import (
@@ -18,9 +19,9 @@ SECRET_HEADER = "X-Usedesk-Secret"
 
 
 @frappe.whitelist()
-def provider_preset(address: str) -> dict | None:
+def provider_preset(address: str | None = None, office365: bool = False) -> dict | None:
 	"""Host, port and encryption of a well-known provider, for the channel form to fill in live."""
-	preset = preset_for(address)
+	preset = providers.OFFICE_365 if office365 else preset_for(address or "")
 	if not preset:
 		return None
 	(imap_host, imap_port, imap_security), (smtp_host, smtp_port, smtp_security) = preset.imap, preset.smtp

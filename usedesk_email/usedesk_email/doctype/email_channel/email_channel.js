@@ -9,9 +9,7 @@ const DEFAULT_PORTS = {
 frappe.ui.form.on("Email Channel", {
 	refresh(frm) {
 		frm.trigger("show_health");
-		if (frm.doc.incoming_type === "Internal") {
-			frm.add_custom_button(__("Generate Secret"), () => frm.trigger("generate_secret"));
-		}
+		frm.trigger("secret_button");
 		if (frm.is_new()) return;
 		if (frm.doc.internal_address) {
 			frm.add_custom_button(__("Copy Internal Address"), () =>
@@ -32,6 +30,28 @@ frappe.ui.form.on("Email Channel", {
 				)
 			);
 		}
+	},
+
+	incoming_type(frm) {
+		frm.trigger("secret_button");
+		if (frm.doc.incoming_type === "Office 365") frm.trigger("apply_office365");
+	},
+
+	outgoing_type(frm) {
+		if (frm.doc.outgoing_type === "Office 365") frm.trigger("apply_office365");
+	},
+
+	secret_button(frm) {
+		frm.remove_custom_button(__("Generate Secret"));
+		if (frm.doc.incoming_type === "Internal") {
+			frm.add_custom_button(__("Generate Secret"), () => frm.trigger("generate_secret"));
+		}
+	},
+
+	apply_office365(frm) {
+		frappe.xcall("usedesk_email.api.provider_preset", { office365: 1 }).then((preset) =>
+			fill_preset(frm, preset, "Office 365")
+		);
 	},
 
 	generate_secret(frm) {
@@ -110,20 +130,23 @@ frappe.ui.form.on("Email Channel", {
 		if (!address || !address.includes("@")) return;
 		frappe
 			.xcall("usedesk_email.api.provider_preset", { address })
-			.then((preset) => {
-				if (!preset) return;
-				if (frm.doc.incoming_type === "External" && !frm.doc.imap_host) {
-					frm.set_value({
-						imap_host: preset.imap_host,
-						imap_encryption: preset.imap_encryption,
-					}).then(() => frm.set_value("imap_port", preset.imap_port));
-				}
-				if (frm.doc.outgoing_type === "External" && !frm.doc.smtp_host) {
-					frm.set_value({
-						smtp_host: preset.smtp_host,
-						smtp_encryption: preset.smtp_encryption,
-					}).then(() => frm.set_value("smtp_port", preset.smtp_port));
-				}
-			});
+			.then((preset) => fill_preset(frm, preset, "External"));
 	},
 });
+
+function fill_preset(frm, preset, type) {
+	// Only empty hosts: what the admin typed wins.
+	if (!preset) return;
+	if (frm.doc.incoming_type === type && !frm.doc.imap_host) {
+		frm.set_value({
+			imap_host: preset.imap_host,
+			imap_encryption: preset.imap_encryption,
+		}).then(() => frm.set_value("imap_port", preset.imap_port));
+	}
+	if (frm.doc.outgoing_type === type && !frm.doc.smtp_host) {
+		frm.set_value({
+			smtp_host: preset.smtp_host,
+			smtp_encryption: preset.smtp_encryption,
+		}).then(() => frm.set_value("smtp_port", preset.smtp_port));
+	}
+}

@@ -10,7 +10,7 @@ import frappe
 import requests
 from frappe.tests.utils import FrappeTestCase
 
-from usedesk_email.ingest import ingest_raw
+from usedesk_email.api import provider_preset
 from usedesk_email.outgoing import send_communication
 from usedesk_email.poll import poll_channel
 from usedesk_email.replies import create_reply
@@ -193,6 +193,8 @@ class TestOffice365(FrappeTestCase):
 			(defaults.imap_host, defaults.imap_port, defaults.smtp_host, defaults.smtp_port),
 			("outlook.office365.com", 993, "smtp.office365.com", 587),
 		)
+		live = provider_preset(office365=True)  # what the form fills in before saving
+		self.assertEqual((live["imap_host"], live["smtp_port"]), ("outlook.office365.com", 587))
 
 
 def connected_app(provider: OAuth2TestServer) -> str:
