@@ -55,6 +55,11 @@ frappe.ui.form.on("Email Channel", {
 	},
 
 	generate_secret(frm) {
+		// Frappe's small-screen menu keeps removed buttons: say why instead of acting.
+		if (frm.doc.incoming_type !== "Internal") {
+			frappe.msgprint(__("The inbound secret is only for Internal incoming connections."));
+			return;
+		}
 		// Made in the browser and shown once: the server never sends a stored secret back.
 		const bytes = crypto.getRandomValues(new Uint8Array(32));
 		const secret = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
