@@ -97,12 +97,18 @@ def string_list(value: list | str | None) -> list[str]:
 
 
 @frappe.whitelist(methods=["POST"])
-def retry_sending(communication: str) -> dict:
-	"""Send a reply's failed or uncertain letters again: a person's decision, never automatic."""
-	ticket = frappe.db.get_value("Communication", communication, "reference_name")
-	frappe.get_doc("Ticket", ticket).check_permission("email")
-	outgoing.retry_failed(communication)
-	return {"communication": communication, "status": "Scheduled"}
+def retry_sending(communication: str | None = None, ticket: str | int | None = None) -> dict:
+	"""Send the failed or uncertain letters of one reply, or of every reply on a ticket, again.
+
+	A person's decision, never automatic: an uncertain letter may already have arrived.
+	"""
+	if communication:
+		ticket = frappe.db.get_value("Communication", communication, "reference_name")
+	frappe.get_doc("Ticket", str(ticket)).check_permission("email")
+	replies_to_retry = [communication] if communication else outgoing.replies_with_problems(str(ticket))
+	for name in replies_to_retry:
+		outgoing.retry_failed(name)
+	return {"communications": replies_to_retry, "status": "Scheduled"}
 
 
 @frappe.whitelist(methods=["POST"])

@@ -366,6 +366,15 @@ def due_replies() -> list[str]:
 	)
 
 
+def replies_with_problems(ticket: str) -> list[str]:
+	return frappe.get_all(
+		LEDGER,
+		filters={"ticket": ticket, "direction": "Outgoing", "status": ("in", PROBLEMS)},
+		pluck="communication",
+		distinct=True,
+	)
+
+
 def retry_failed(communication: str) -> None:
 	"""A person's decision: send the failed and the uncertain letters of a reply again."""
 	frappe.db.set_value(

@@ -227,7 +227,7 @@ class TestReplies(FrappeTestCase):
 		self.assertEqual(len(self.smtp.deliveries), before)
 
 		frappe.set_user(self.plain_agent)
-		frappe.call("usedesk_email.api.retry_sending", communication=answer["communication"])
+		frappe.call("usedesk_email.api.retry_sending", ticket=int(self.ticket))  # the form's button
 		frappe.set_user("Administrator")
 		frappe.db.commit()
 		send_communication(answer["communication"])

@@ -16,6 +16,11 @@ frappe.ui.form.on("Ticket", {
 			}
 		});
 		if (frm.doc.delivery_problem) {
+			frm.add_custom_button(__("Retry Sending"), () =>
+				frappe
+					.xcall("usedesk_email.api.retry_sending", { ticket: frm.doc.name })
+					.then(() => frappe.show_alert({ message: __("Sending again"), indicator: "blue" }))
+			);
 			frm.dashboard.set_headline_alert(
 				`${__("Delivery problem")}:<br>${frappe.utils
 					.escape_html(frm.doc.delivery_problem)
