@@ -8,8 +8,10 @@ import hmac
 
 import frappe
 from frappe import _
+from frappe.model.document import Document
 
 from usedesk_email.ingest import IngestResult, ingest_raw
+from usedesk_email.mail.message import ParsedMessage
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.routing import looks_like_mail, recipient_candidates
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import (
@@ -52,7 +54,7 @@ def check_is_mail(raw: bytes) -> None:
 		)
 
 
-def find_channel(explicit: list[str], msg) -> object:
+def find_channel(explicit: list[str], msg: ParsedMessage) -> Document:
 	"""The enabled Internal channel whose internal address the message was delivered to."""
 	candidates = recipient_candidates(explicit, msg)
 	if candidates:

@@ -59,9 +59,12 @@ def send_communication(communication: str) -> None:
 		ticket = frappe.get_doc("Ticket", comm.reference_name)
 		channel = frappe.get_doc("Email Channel", ticket.channel)
 		mark_interrupted_as_uncertain(comm.name)
-		if not letters_of(comm.name) and not compose_letters(comm, ticket, channel):
-			return
-		rows = [row for row in letters_of(comm.name) if row.status in TO_SEND and is_due(row)]
+		letters = letters_of(comm.name)
+		if not letters:
+			if not compose_letters(comm, ticket, channel):
+				return
+			letters = letters_of(comm.name)
+		rows = [row for row in letters if row.status in TO_SEND and is_due(row)]
 		if rows and channel.outgoing_type == "Internal":
 			hand_to_email_queue(channel, comm, rows)
 		elif rows:
@@ -179,16 +182,14 @@ def recipients_of(ticket) -> list[str]:
 	return [ticket.client_email, *split_lines(ticket.cc_addresses)] if ticket.client_email else []
 
 
-def earlier_messages(ticket: str, comm) -> list:
+def earlier_messages(ticket: str, before=None) -> list:
+	"""The ticket's e-mails, oldest first; with `before` (a Communication), those made before it."""
+	filters = {"reference_doctype": "Ticket", "reference_name": ticket, "communication_type": "Communication"}
+	if before:
+		filters.update(name=("!=", before.name), creation=("<=", before.creation))
 	return frappe.get_all(
 		"Communication",
-		filters={
-			"reference_doctype": "Ticket",
-			"reference_name": ticket,
-			"communication_type": "Communication",
-			"name": ("!=", comm.name),
-			"creation": ("<=", comm.creation),
-		},
+		filters=filters,
 		fields=["sender", "sender_full_name", "communication_date", "content", "text_content", "message_id"],
 		order_by="communication_date asc, creation asc",
 	)

@@ -143,7 +143,7 @@ def outgoing_problem(channel) -> str | None:
 
 def correspondence_html(ticket: str) -> str:
 	parts = []
-	for message in earlier_messages(ticket, frappe._dict(name="", creation=now_datetime())):
+	for message in earlier_messages(ticket):
 		who = html.escape(message.sender_full_name or message.sender or "")
 		parts.append(
 			f"<p><b>{who}</b> &lt;{html.escape(message.sender or '')}&gt;, {message.communication_date}:</p>"
