@@ -4,7 +4,7 @@ Run from the bench's sites directory with the bench's Python (needs root for Dov
 
     cd frappe-bench/sites
     ../env/bin/python ../apps/usedesk_email/benchmarks/site_benchmark.py --site S --n 1000 \\
-        [--stored-tickets 50000] [--frappe-runs 0] [--send 50]
+        [--stored-tickets 50000] [--frappe-runs 0] [--send 50] [--rounds 5] [--profile FILE]
 
 One run fills three Dovecot mailboxes with the same N generated messages (plain and HTML,
 one in ten with a 200 KB attachment, a third replying to earlier ones; only the Message-ID
@@ -17,6 +17,10 @@ measures, each in its own child process so peak RSS is its own:
   them or only the first `--frappe-runs` runs;
 - send: `outgoing.send_communication` of `--send` replies with 1 and with 5 recipients
   through a real SMTP server (aiosmtpd).
+
+With `--rounds R` the poll and Frappe's pull run R times, alternating, each on fresh copies
+of the same messages, and each round's ratio is printed: on a shared machine the two
+sides of one round see the same load.
 
 SQL statements are the database session's own count (`SHOW SESSION STATUS 'Questions'`).
 `--stored-tickets K` first bulk-inserts K tickets, ledger rows and Communications, to show
@@ -210,7 +214,14 @@ def child(args) -> None:
 	if args.phase != "floor":
 		frappe.init(site=args.site, sites_path=".")
 		frappe.connect()
-	result = PHASES[args.phase](args)
+	if args.profile:
+		import cProfile
+
+		profiler = cProfile.Profile()
+		result = profiler.runcall(PHASES[args.phase], args)
+		profiler.dump_stats(f"{args.profile}.{args.phase}")
+	else:
+		result = PHASES[args.phase](args)
 	result["peak_rss_mb"] = round(peak_rss_mb(), 1)
 	result["rss_growth_mb"] = round(result["peak_rss_mb"] - result.pop("start_rss"), 1)
 	print("RESULT " + json.dumps(result))
@@ -236,12 +247,12 @@ def make_channel(server, box, name: str, **values):
 	return dovecot_channel(server, box, name, imap_email="support@shop.example", **values)
 
 
-def make_email_account(server, box) -> str:
+def make_email_account(server, box, tag: str) -> str:
 	doc = frappe.get_doc(
 		{
 			"doctype": "Email Account",
-			"email_account_name": f"bench {RUN_ID}",
-			"email_id": f"bench-{RUN_ID}@shop.example",
+			"email_account_name": f"bench {tag}",
+			"email_id": f"bench-{tag}@shop.example",
 			"login_id_is_different": 1,
 			"login_id": box.user,
 			"password": box.password,
@@ -346,15 +357,18 @@ def prepare_replies(server, box, smtp, count: int, recipients: int) -> list[str]
 	return names
 
 
+def rate(result: dict) -> float:
+	return result["messages"] / result["seconds"] if result["seconds"] else 0
+
+
 def report(rows: list[tuple[str, dict]], n: int) -> None:
 	print(f"\nN = {n} messages, {os.cpu_count()} CPUs, run {RUN_ID}\n")
 	print("| what | messages | seconds | messages/s | SQL statements/message | peak RSS MB | RSS growth MB |")
 	print("| --- | --- | --- | --- | --- | --- | --- |")
 	for label, r in rows:
-		rate = r["messages"] / r["seconds"] if r["seconds"] else 0
 		per = f"{r['queries'] / r['messages']:.1f}" if r.get("queries") and r["messages"] else "-"
 		print(
-			f"| {label} | {r['messages']} | {r['seconds']:.1f} | {rate:.1f} | {per} | {r['peak_rss_mb']} | {r['rss_growth_mb']} |"
+			f"| {label} | {r['messages']} | {r['seconds']:.1f} | {rate(r):.1f} | {per} | {r['peak_rss_mb']} | {r['rss_growth_mb']} |"
 		)
 	for label, r in rows:
 		if r.get("runs"):
@@ -372,6 +386,10 @@ def main() -> None:
 	parser.add_argument("--send", type=int, default=0, help="replies per recipient count to send")
 	parser.add_argument("--skip", default="", help="comma-separated phases to leave out")
 	parser.add_argument("--budget", type=float, default=240)
+	parser.add_argument(
+		"--rounds", type=int, default=1, help="poll and Frappe pull, alternating, this many times"
+	)
+	parser.add_argument("--profile", help="write each phase's cProfile stats to PROFILE.<phase>")
 	for name in ("phase", "port", "user", "password", "ca", "channel", "account", "communications"):
 		parser.add_argument(f"--{name}")
 	args = parser.parse_args()
@@ -389,6 +407,8 @@ def main() -> None:
 	rows = []
 	with DovecotServer() as server, SmtpTestServer(security="none", users={"bench": "bench-pass"}) as smtp:
 		common = {"site": args.site, "budget": args.budget, "frappe_runs": args.frappe_runs}
+		if args.profile:
+			common["profile"] = os.path.abspath(args.profile)
 		if "floor" not in skip:
 			box = fill(server, messages, f"floor-{RUN_ID}.example")
 			rows.append(
@@ -404,21 +424,31 @@ def main() -> None:
 					),
 				)
 			)
-		if "app" not in skip:
-			box = fill(server, messages, f"app-{RUN_ID}.example")
-			channel = make_channel(server, box, f"bench app {RUN_ID}").name
-			if args.stored_tickets:
-				store_tickets(channel, args.stored_tickets)
-			frappe.db.commit()
-			label = f"usedesk_email poll ({args.stored_tickets} tickets stored before)"
-			rows.append((label, run_child("app", channel=channel, **common)))
-		if "frappe" not in skip:
-			box = fill(server, messages, f"frappe-{RUN_ID}.example")
-			account = make_email_account(server, box)
-			label = "Frappe Email Account pull" + (
-				f" (first {args.frappe_runs} runs)" if args.frappe_runs else ""
-			)
-			rows.append((label, run_child("frappe", account=account, **common)))
+		ratios = []
+		for round_no in range(1, args.rounds + 1):
+			tag = f"{RUN_ID}-{round_no}"
+			suffix = f", round {round_no}" if args.rounds > 1 else ""
+			app = frappe_pull = None
+			if "app" not in skip:
+				box = fill(server, messages, f"app-{tag}.example")
+				channel = make_channel(server, box, f"bench app {tag}").name
+				if args.stored_tickets and round_no == 1:
+					store_tickets(channel, args.stored_tickets)
+				frappe.db.commit()
+				app = run_child("app", channel=channel, **common)
+				rows.append(
+					(f"usedesk_email poll ({args.stored_tickets} tickets stored before){suffix}", app)
+				)
+			if "frappe" not in skip:
+				box = fill(server, messages, f"frappe-{tag}.example")
+				account = make_email_account(server, box, tag)
+				label = "Frappe Email Account pull" + (
+					f" (first {args.frappe_runs} runs)" if args.frappe_runs else ""
+				)
+				frappe_pull = run_child("frappe", account=account, **common)
+				rows.append((label + suffix, frappe_pull))
+			if app and frappe_pull and frappe_pull["messages"]:
+				ratios.append(rate(app) / rate(frappe_pull))
 		if args.send:
 			box = server.new_mailbox("bench-send")
 			for recipients in (1, 5):
@@ -426,6 +456,12 @@ def main() -> None:
 				result = run_child("send", communications=json.dumps(names), **common)
 				rows.append((f"send replies, {recipients} recipient(s) each", result))
 	report(rows, args.n)
+	if ratios:
+		ratios.sort()
+		print(
+			f"poll / Frappe pull, messages per second, each round side by side: "
+			f"{', '.join(f'{r:.1f}x' for r in ratios)} (median {ratios[len(ratios) // 2]:.1f}x)"
+		)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import frappe
 from frappe.utils import convert_utc_to_system_timezone, now_datetime
+from frappe.utils.caching import request_cache
 
 from usedesk_email.channel_config import own_addresses
 from usedesk_email.mail.message import Address, Kind, ParsedMessage
@@ -22,7 +23,12 @@ from usedesk_email.usedesk_email.doctype.ticket.ticket import communication_upda
 LEDGER = "Email Channel Message"
 AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE)
 SAVEPOINT = "usedesk_email_message"
-SUBJECT_LENGTH = 998  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
+ATTACHMENTS_FOLDER = "Home/Attachments"  # made by Frappe's install, like its own attachments
+SUBJECT_LENGTH = 998
+TICKET_COLUMNS = ", ".join(
+	f"ticket.{column}"
+	for column in ("name", "channel", "status", "first_response_at", "client_email", "cc_addresses")
+)  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
 
 
 @dataclass
@@ -93,7 +99,13 @@ def duplicate_of(channel, message_id: str) -> IngestResult:
 	)
 
 
-def insert_row(doctype: str, values: dict, before: tuple[str, ...] = (), after: tuple[str, ...] = ()):
+def insert_row(
+	doctype: str,
+	values: dict,
+	before: tuple[str, ...] = (),
+	after: tuple[str, ...] = (),
+	flags: dict | None = None,
+):
 	"""Insert a row of this app's own making without Frappe's document round trip.
 
 	The ingestion hot path: the values are built and sanitised here, and Frappe's field
@@ -102,6 +114,7 @@ def insert_row(doctype: str, values: dict, before: tuple[str, ...] = (), after: 
 	notifications and server scripts. A unique-index clash raises `frappe.UniqueValidationError`.
 	"""
 	doc = frappe.get_doc({"doctype": doctype, **values})  # every field that matters is given
+	doc.flags.update(flags or {})
 	if not doc.name:
 		doc.name = frappe.generate_hash(length=10)
 	doc.set_user_and_timestamp()
@@ -111,6 +124,27 @@ def insert_row(doctype: str, values: dict, before: tuple[str, ...] = (), after: 
 	for event in after:
 		doc.run_method(event)
 	return doc
+
+
+def insert_plain(doctype: str, values: dict) -> None:
+	"""One INSERT of the given columns, for rows no document event watches (the ledger).
+
+	Columns left out take their database defaults. A unique-index clash raises
+	`frappe.UniqueValidationError`, as `insert_row` does.
+	"""
+	now, user = now_datetime(), frappe.session.user
+	row = {"name": frappe.generate_hash(length=10), "creation": now, "modified": now}
+	row.update(owner=user, modified_by=user, **values)
+	columns = ", ".join(f"`{column}`" for column in row)
+	try:
+		frappe.db.sql(
+			f"INSERT INTO `tab{doctype}` ({columns}) VALUES ({', '.join(['%s'] * len(row))})",
+			tuple(row.values()),
+		)
+	except Exception as e:
+		if frappe.db.is_unique_key_violation(e):
+			raise frappe.UniqueValidationError(doctype) from e
+		raise
 
 
 def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
@@ -141,7 +175,7 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	new_ticket = not ticket or previous
 	name = str(frappe.db.get_next_sequence_val("Ticket")) if new_ticket else ticket.name
 	communication = frappe.generate_hash(length=10)
-	insert_row(LEDGER, {**ledger, "ticket": name, "communication": communication, "outcome": "stored"})
+	insert_plain(LEDGER, {**ledger, "ticket": name, "communication": communication, "outcome": "stored"})
 	participants = cc_participants(msg, own, sender)
 	if new_ticket:
 		ticket = open_ticket(channel, msg, participants, name, previous)
@@ -152,7 +186,7 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 
 
 def ignore(ledger: dict, ticket: str | None, outcome: str) -> IngestResult:
-	insert_row(LEDGER, {**ledger, "ticket": ticket, "outcome": outcome})
+	insert_plain(LEDGER, {**ledger, "ticket": ticket, "outcome": outcome})
 	return IngestResult(ticket=ticket, outcome=outcome)
 
 
@@ -173,28 +207,29 @@ def find_ticket(channel, msg: ParsedMessage, sender: str):
 	if ids:
 		keys = [dedupe_key(i) for i in ids]
 		rows = frappe.db.sql(
-			f"""SELECT dedupe_key, ticket FROM `tab{LEDGER}`
-			WHERE channel=%s AND dedupe_key IN %s AND ticket IS NOT NULL AND ticket != ''""",
+			f"""SELECT ledger.dedupe_key, {TICKET_COLUMNS} FROM `tab{LEDGER}` ledger
+			JOIN `tabTicket` ticket ON ticket.name = ledger.ticket
+			WHERE ledger.channel=%s AND ledger.dedupe_key IN %s""",
 			(channel.name, keys),
+			as_dict=True,
 		)
-		by_key = dict(rows)
+		by_key = {row.pop("dedupe_key"): row for row in rows}
 		for k in keys:
 			if k in by_key:
-				return ticket_row(by_key[k])
+				return ticket_found(by_key[k])
 	return ticket_by_token(channel, msg.subject, sender)
 
 
 def ticket_row(name: str):
 	rows = frappe.db.sql(
-		"""SELECT name, channel, status, first_response_at, client_email, cc_addresses
-		FROM `tabTicket` WHERE name=%s""",
-		(name,),
-		as_dict=True,
+		f"SELECT {TICKET_COLUMNS} FROM `tabTicket` ticket WHERE ticket.name=%s", (name,), as_dict=True
 	)
-	if not rows:
-		return None
-	rows[0].name = str(rows[0].name)  # autoincrement names are numbers; links hold text
-	return rows[0]
+	return ticket_found(rows[0]) if rows else None
+
+
+def ticket_found(row):
+	row.name = str(row.name)  # autoincrement names are numbers; links hold text
+	return row
 
 
 def ticket_by_token(channel, subject: str, sender: str):
@@ -257,6 +292,7 @@ def open_ticket(channel, msg: ParsedMessage, participants: list[str], name: str,
 	return frappe._dict(name=name, status=ticket.status, first_response_at=None, is_new=True)
 
 
+@request_cache  # one lookup per sender in a poll of many messages
 def contact_of(email: str) -> str | None:
 	rows = frappe.db.sql("SELECT parent FROM `tabContact Email` WHERE email_id=%s LIMIT 1", (email,))
 	return rows[0][0] if rows else None
@@ -305,20 +341,25 @@ def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:
 	"""Private Files for the Communication about to be inserted; returns the content with
 	inline `cid:` references pointing at them.
 
-	Written before the Communication itself, so its content is final when inserted; Frappe's
-	"added a file" comment, which would load the Communication once per file, is not made.
+	Written before the Communication itself, so its content is final when inserted. Only the
+	File's before_insert runs (it writes the bytes, reusing a stored file of the same hash);
+	its checks of a file someone uploaded, and its "added a file" comment, which would look
+	for the Communication not yet written, are left out.
 	"""
 	for attachment in msg.attachments:
-		file = frappe.get_doc(
+		file = insert_row(
+			"File",
 			{
-				"doctype": "File",
 				"file_name": attachment.safe_name,
+				"folder": ATTACHMENTS_FOLDER,
 				"attached_to_doctype": "Communication",
 				"attached_to_name": communication,
 				"content": attachment.payload,
 				"is_private": 1,
-			}
-		).insert(ignore_permissions=True)
+			},
+			before=("before_insert",),
+			flags={"ignore_duplicate_entry_error": True},  # two equal files in a letter are two files
+		)
 		if attachment.content_id:
 			cid = re.compile(r"cid:\s*" + re.escape(attachment.content_id), re.IGNORECASE)
 			content = cid.sub(file.file_url, content)

@@ -16,7 +16,7 @@ from frappe import _
 from frappe.utils import add_to_date, get_system_timezone, now_datetime
 
 from usedesk_email.channel_config import ca_file, own_addresses, smtp_settings
-from usedesk_email.ingest import LEDGER, dedupe_key, insert_row, split_lines
+from usedesk_email.ingest import LEDGER, dedupe_key, insert_plain, split_lines
 from usedesk_email.mail.compose import Letter, OutgoingAttachment, ReplyDraft, compose_reply
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.message import Address
@@ -111,7 +111,7 @@ def compose_letters(comm, ticket, channel) -> bool:
 		return False
 	sender = composed.letters[0].sender
 	for letter in composed.letters:
-		insert_row(
+		insert_plain(
 			LEDGER,
 			{
 				"channel": channel.name,

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from email.message import EmailMessage
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
@@ -265,6 +266,58 @@ class TestTicketIngestion(FrappeTestCase):
 		content = frappe.db.get_value("Communication", comm.name, "content")
 		self.assertNotIn("cid:", content.lower())
 		self.assertIn("/private/files/", content)
+
+	def test_attached_files_are_written_once_per_content_and_kept_per_letter(self):
+		payload = os.urandom(50_000)
+
+		def letter(message_id: str, copies: int) -> bytes:
+			msg = EmailMessage()
+			msg["From"], msg["To"] = "client@example.org", "help@example.com"
+			msg["Subject"], msg["Message-ID"] = "Logs attached", f"<{message_id}>"
+			msg.set_content("The logs.")
+			for n in range(copies):
+				msg.add_attachment(
+					payload, maintype="application", subtype="octet-stream", filename=f"log{n}.bin"
+				)
+			return msg.as_bytes()
+
+		self.deliver(letter(f"{self.box.user}-f1@client.example", copies=2))
+		self.deliver(letter(f"{self.box.user}-f2@client.example", copies=1))
+		self.assertEqual(self.poll()["stored"], 2)
+
+		files = frappe.get_all(
+			"File",
+			filters={
+				"attached_to_doctype": "Communication",
+				"attached_to_name": ("in", [m.name for m in messages_of(self.channel.name)]),
+			},
+			fields=["name", "file_url", "folder", "is_private", "file_size", "content_hash"],
+		)
+		self.assertEqual(len(files), 3, "two equal files in one letter are two attachments")
+		self.assertEqual({f.folder for f in files}, {"Home/Attachments"})
+		self.assertEqual({f.file_size for f in files}, {len(payload)})
+		self.assertEqual(len({f.file_url for f in files}), 1, "the same bytes are stored on disk once")
+		self.assertEqual(frappe.get_doc("File", files[0].name).get_content(), payload)
+
+	def test_a_sender_with_a_contact_is_linked_and_a_stranger_is_not(self):
+		known = f"known-{self.box.user}@example.org"
+		contact = frappe.get_doc(
+			{"doctype": "Contact", "first_name": "Known", "email_ids": [{"email_id": known, "is_primary": 1}]}
+		).insert(ignore_permissions=True)
+		self.deliver(mail("From a contact", sender=known, message_id=f"{self.box.user}-c1@x.example"))
+		stranger = f"stranger-{self.box.user}@example.org"
+		self.deliver(mail("From a stranger", sender=stranger, message_id=f"{self.box.user}-c2@x.example"))
+		self.assertEqual(self.poll()["stored"], 2)
+
+		contacts = dict(
+			frappe.get_all(
+				"Ticket",
+				filters={"channel": self.channel.name},
+				fields=["client_email", "contact"],
+				as_list=True,
+			)
+		)
+		self.assertEqual(contacts, {known: contact.name, stranger: None})
 
 	def test_undecodable_mail_is_stored_with_replacement_characters(self):
 		with open(os.path.join(EML, "charset_misspelt.eml"), "rb") as f:
