@@ -341,10 +341,10 @@ def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:
 	"""Private Files for the Communication about to be inserted; returns the content with
 	inline `cid:` references pointing at them.
 
-	Written before the Communication itself, so its content is final when inserted. Only the
-	File's before_insert runs (it writes the bytes, reusing a stored file of the same hash);
-	its checks of a file someone uploaded, and its "added a file" comment, which would look
-	for the Communication not yet written, are left out.
+	Written before the Communication itself, so its content is final when inserted. The
+	File's own events run (before_insert writes the bytes, or reuses a stored file of the same
+	hash; storage apps hook after_insert); the checks Frappe makes of an uploaded file's URL
+	and path do not, and its "added a file" comment finds no Communication yet to comment on.
 	"""
 	for attachment in msg.attachments:
 		file = insert_row(
@@ -358,6 +358,7 @@ def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:
 				"is_private": 1,
 			},
 			before=("before_insert",),
+			after=("after_insert",),
 			flags={"ignore_duplicate_entry_error": True},  # two equal files in a letter are two files
 		)
 		if attachment.content_id:
