@@ -14,7 +14,11 @@ measures, each in its own child process so peak RSS is its own:
 - floor: IMAP fetch (`imap_session.drain`) and `parse_message`, no database;
 - app: successive `poll.poll_channel` runs into tickets until the mailbox is drained;
 - frappe: successive `EmailAccount.receive()` runs (UNSEEN) into Communications, all of
-  them or only the first `--frappe-runs` runs;
+  them or only the first `--frappe-runs` runs.
+
+The channel and the Email Account are each connected to their empty mailbox and pulled
+once before the mail arrives, so both are measured in their steady state (Frappe's first
+pull of a new account is an initial sync with costs and limits of its own).
 - send: `outgoing.send_communication` of `--send` replies with 1 and with 5 recipients
   through a real SMTP server (aiosmtpd).
 
@@ -36,6 +40,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -93,8 +98,7 @@ def corpus(n: int, seed: int = 7) -> list[str]:
 	return messages
 
 
-def fill(server, messages: list[str], tag: str):
-	box = server.new_mailbox("bench")
+def fill(server, box, messages: list[str], tag: str):
 	for text in messages:
 		server.deliver(box.user, text.replace("{tag}", tag).encode())
 	return box
@@ -109,6 +113,41 @@ def peak_rss_mb() -> float:
 	with open("/proc/self/status") as f:
 		line = next(line for line in f if line.startswith("VmHWM:"))
 	return int(line.split()[1]) / 1024
+
+
+class WorkerPeak:
+	"""The largest VmHWM of this process's IMAP fetch workers, sampled while they run (each
+	is a process of its own, so the phase's own VmHWM does not include it)."""
+
+	def __init__(self) -> None:
+		self.mb = 0.0
+		self._stop = threading.Event()
+		self._thread = threading.Thread(target=self._sample, daemon=True)
+
+	def __enter__(self) -> "WorkerPeak":
+		self._thread.start()
+		return self
+
+	def __exit__(self, *exc_info: object) -> None:
+		self._stop.set()
+		self._thread.join()
+
+	def _sample(self) -> None:
+		me = str(os.getpid())
+		while not self._stop.wait(0.02):
+			for pid in filter(str.isdigit, os.listdir("/proc")):
+				try:
+					with open(f"/proc/{pid}/stat") as f:
+						if f.read().rsplit(")", 1)[1].split()[1] != me:
+							continue
+					with open(f"/proc/{pid}/cmdline", "rb") as f:
+						if b"fetch_worker" not in f.read():
+							continue
+					with open(f"/proc/{pid}/status") as f:
+						line = next(line for line in f if line.startswith("VmHWM:"))
+					self.mb = max(self.mb, int(line.split()[1]) / 1024)
+				except (OSError, StopIteration, IndexError):
+					pass
 
 
 def rss_mb() -> float:
@@ -150,22 +189,24 @@ def phase_app(args) -> dict:
 
 	start_rss, q0, start = rss_mb(), questions(), time.perf_counter()
 	runs, stored = [], 0
-	while True:
-		t = time.perf_counter()
-		outcome = poll_channel(args.channel, time_budget=args.budget)
-		done = sum(outcome.get(k, 0) for k in ("stored", "duplicate", "ignored", "failed"))
-		runs.append(
-			{"seconds": round(time.perf_counter() - t, 1), "messages": done, "result": outcome["result"]}
-		)
-		stored += done
-		if outcome["result"] != "ok" or not outcome.get("remaining"):
-			break
+	with WorkerPeak() as worker:
+		while True:
+			t = time.perf_counter()
+			outcome = poll_channel(args.channel, time_budget=args.budget)
+			done = sum(outcome.get(k, 0) for k in ("stored", "duplicate", "ignored", "failed"))
+			runs.append(
+				{"seconds": round(time.perf_counter() - t, 1), "messages": done, "result": outcome["result"]}
+			)
+			stored += done
+			if outcome["result"] != "ok" or not outcome.get("remaining"):
+				break
 	return {
 		"messages": stored,
 		"seconds": time.perf_counter() - start,
 		"queries": questions() - q0,
 		"runs": runs,
 		"start_rss": start_rss,
+		"worker_peak_rss_mb": round(worker.mb, 1),
 	}
 
 
@@ -271,6 +312,11 @@ def make_email_account(server, box, tag: str) -> str:
 			"imap_folder": [{"folder_name": "INBOX"}],
 		}
 	).insert(ignore_permissions=True)
+	# The first pull of a new account is its initial sync: it marks every stored Email
+	# Communication of the account (a scan of the whole table) and takes only the newest
+	# `initial_sync_count` messages. Done here on the empty mailbox, so the measured runs
+	# are the steady state: UNSEEN, at most 100 messages a run.
+	doc.receive()
 	frappe.db.commit()
 	return doc.name
 
@@ -366,12 +412,16 @@ def rate(result: dict) -> float:
 
 def report(rows: list[tuple[str, dict]], n: int) -> None:
 	print(f"\nN = {n} messages, {os.cpu_count()} CPUs, run {RUN_ID}\n")
-	print("| what | messages | seconds | messages/s | SQL statements/message | peak RSS MB | RSS growth MB |")
-	print("| --- | --- | --- | --- | --- | --- | --- |")
+	print(
+		"| what | messages | seconds | messages/s | SQL statements/message | peak RSS MB | RSS growth MB"
+		" | fetch worker peak RSS MB |"
+	)
+	print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for label, r in rows:
 		per = f"{r['queries'] / r['messages']:.1f}" if r.get("queries") and r["messages"] else "-"
 		print(
-			f"| {label} | {r['messages']} | {r['seconds']:.1f} | {rate(r):.1f} | {per} | {r['peak_rss_mb']} | {r['rss_growth_mb']} |"
+			f"| {label} | {r['messages']} | {r['seconds']:.1f} | {rate(r):.1f} | {per} | {r['peak_rss_mb']}"
+			f" | {r['rss_growth_mb']} | {r.get('worker_peak_rss_mb', '-')} |"
 		)
 	for label, r in rows:
 		if r.get("runs"):
@@ -400,6 +450,7 @@ def main() -> None:
 		args.port = int(args.port) if args.port else None
 		return child(args)
 
+	from usedesk_email.poll import poll_channel
 	from usedesk_email.testing.dovecot import DovecotServer
 	from usedesk_email.testing.smtp_server import SmtpTestServer
 
@@ -417,7 +468,7 @@ def main() -> None:
 		if args.profile:
 			common["profile"] = os.path.abspath(args.profile)
 		if "floor" not in skip:
-			box = fill(server, messages, f"floor-{RUN_ID}.example")
+			box = fill(server, server.new_mailbox("bench"), messages, f"floor-{RUN_ID}.example")
 			rows.append(
 				(
 					"floor: IMAP fetch + parse",
@@ -437,8 +488,10 @@ def main() -> None:
 			suffix = f", round {round_no}" if args.rounds > 1 else ""
 			app = frappe_pull = None
 			if "app" not in skip:
-				box = fill(server, messages, f"app-{tag}.example")
+				box = server.new_mailbox("bench")
 				channel = make_channel(server, box, f"bench app {tag}").name
+				poll_channel(channel)  # connected before the mail comes, like Frappe's account below
+				fill(server, box, messages, f"app-{tag}.example")
 				if args.stored_tickets and round_no == 1:
 					store_tickets(channel, args.stored_tickets)
 				frappe.db.commit()
@@ -447,8 +500,9 @@ def main() -> None:
 					(f"usedesk_email poll ({args.stored_tickets} tickets stored before){suffix}", app)
 				)
 			if "frappe" not in skip:
-				box = fill(server, messages, f"frappe-{tag}.example")
+				box = server.new_mailbox("bench")
 				account = make_email_account(server, box, tag)
+				fill(server, box, messages, f"frappe-{tag}.example")
 				label = "Frappe Email Account pull" + (
 					f" (first {args.frappe_runs} runs)" if args.frappe_runs else ""
 				)

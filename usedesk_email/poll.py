@@ -17,6 +17,7 @@ from usedesk_email.channel_config import ca_file, imap_settings
 from usedesk_email.ingest import ingest_pending
 from usedesk_email.mail.errors import AuthenticationError, MailError, redact
 from usedesk_email.mail.imap_session import FetchedMessage, drain
+from usedesk_email.mail.parse import parse_message
 from usedesk_email.oauth import with_fresh_token
 
 TIME_BUDGET = 240  # seconds of one poll; the scheduler runs every 5 minutes
@@ -59,7 +60,7 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 		counts = {"stored": 0, "duplicate": 0, "ignored": 0, "failed": 0}
 
 		def handle(message: FetchedMessage) -> bool:
-			result = ingest_pending(doc, message.raw, f"IMAP UID {message.uid}")
+			result = ingest_pending(doc, message.raw, f"IMAP UID {message.uid}", parsed=message.prepared)
 			counts[result.outcome.split(":")[0]] += 1
 			return True
 
@@ -73,6 +74,7 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 						known_uidvalidity=int(doc.uidvalidity) if doc.uidvalidity else None,
 						time_budget=time_budget,
 						commit=frappe.db.commit,  # once per batch, before it is marked read
+						prepare=parse_message,  # in a worker process, a batch ahead of the storing
 					),
 				)
 		except MailError as e:

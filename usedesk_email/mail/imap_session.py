@@ -109,6 +109,7 @@ class FetchedMessage:
 	uid: int
 	size: int
 	raw: bytes = field(repr=False)
+	prepared: object = field(default=None, repr=False)  # what drain's ``prepare`` made of raw
 
 
 @dataclass
@@ -256,21 +257,35 @@ class ImapSession:
 		that a message larger than ``batch_bytes`` comes alone. A batch is fetched only when
 		the consumer asks for it.
 		"""
+		for batch in self.plan(uids, batch_size, batch_bytes):
+			messages = self.fetch_batch(batch)
+			if messages:
+				yield messages
+
+	def plan(self, uids: Iterable[int], batch_size: int, batch_bytes: int) -> list[list[int]]:
+		"""The batches ``fetch_batches`` would fetch, planned from the messages' sizes."""
 		_check_batch_limits(batch_size, batch_bytes)
+		batches: list[list[int]] = []
 		for window in _windows(sorted(uids), UID_WINDOW):
 			sizes = self.sizes(window)
-			for batch in plan_batches(
+			batches += plan_batches(
 				[(uid, sizes[uid]) for uid in window if uid in sizes], batch_size, batch_bytes
-			):
-				with self._guard("fetching messages"):
-					response = self._require_client().fetch(batch, ["BODY.PEEK[]"])
-				messages = []
-				for uid in batch:
-					raw = response.get(uid, {}).get(b"BODY[]")
-					if isinstance(raw, bytes):
-						messages.append(FetchedMessage(uid=uid, size=len(raw), raw=raw))
-				if messages:
-					yield messages
+			)
+		return batches
+
+	def fetch_batch(
+		self, uids: list[int], prepare: Callable[[bytes], object] | None = None
+	) -> list[FetchedMessage]:
+		"""These messages, in order; one expunged meanwhile is left out."""
+		with self._guard("fetching messages"):
+			response = self._require_client().fetch(uids, ["BODY.PEEK[]"])
+		messages = []
+		for uid in uids:
+			raw = response.get(uid, {}).get(b"BODY[]")
+			if isinstance(raw, bytes):
+				prepared = _prepared(prepare, raw) if prepare else None
+				messages.append(FetchedMessage(uid=uid, size=len(raw), raw=raw, prepared=prepared))
+		return messages
 
 	def fetch(
 		self,
@@ -388,6 +403,7 @@ def drain(
 	batch_bytes: int = DEFAULT_BATCH_BYTES,
 	clock: Callable[[], float] = time.monotonic,
 	commit: Callable[[], None] | None = None,
+	prepare: Callable[[bytes], object] | None = None,
 ) -> DrainResult:
 	"""Hand every unread message of the folder to ``handle`` and mark read what it acknowledged.
 
@@ -400,12 +416,19 @@ def drain(
 	in flight. The time budget is checked between messages; what was not handed over is
 	reported as ``remaining``. A UIDVALIDITY other than ``known_uidvalidity`` is reported,
 	and unread mail is still handed over (the caller dedupes by Message-ID).
+
+	With ``prepare`` (a module-level function: it is pickled by name), the IMAP session runs
+	in a worker process (``fetch_worker``) that fetches the next batch and applies
+	``prepare`` to each of its messages while ``handle`` works on this one; the result is the
+	message's ``prepared`` (None where ``prepare`` failed).
 	"""
+	from usedesk_email.mail.fetch_worker import FetchWorker  # it imports this module
+
 	_check_batch_limits(batch_size, batch_bytes)
 	if isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or time_budget <= 0:
 		raise ConfigError("the time budget of a mail session must be a positive number of seconds")
 	deadline = clock() + time_budget
-	with ImapSession(settings) as session:
+	with FetchWorker(settings, prepare) if prepare else ImapSession(settings) as session:
 		uidvalidity = session.select()
 		unseen = session.unseen_uids()
 		result = DrainResult(
@@ -488,6 +511,14 @@ def _check_batch_limits(batch_size: int, batch_bytes: int) -> None:
 	for name, value in (("batch size", batch_size), ("batch bytes", batch_bytes)):
 		if isinstance(value, bool) or not isinstance(value, int) or value < 1:
 			raise ConfigError(f"the {name} of a mail session must be a positive whole number, not {value!r}")
+
+
+def _prepared(prepare: Callable[[bytes], object], raw: bytes) -> object:
+	"""None when ``prepare`` fails: the handler then meets the same failure and deals with it."""
+	try:
+		return prepare(raw)
+	except Exception:
+		return None
 
 
 def _windows(uids: list[int], size: int) -> Iterator[list[int]]:
