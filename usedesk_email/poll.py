@@ -3,6 +3,7 @@
 The engine fetches with BODY.PEEK[] and sets \\Seen only on messages already committed
 (one commit per IMAP batch); a crash anywhere leaves the rest unread for the next run, and
 the ledger's unique index turns a re-fetched message into a duplicate instead of a second copy.
+A worker process holds the IMAP session and parses the next batch while this one is stored.
 """
 
 import hashlib
