@@ -24,11 +24,11 @@ LEDGER = "Email Channel Message"
 AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE)
 SAVEPOINT = "usedesk_email_message"
 ATTACHMENTS_FOLDER = "Home/Attachments"  # made by Frappe's install, like its own attachments
-SUBJECT_LENGTH = 998
+SUBJECT_LENGTH = 998  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
 TICKET_COLUMNS = ", ".join(
 	f"ticket.{column}"
 	for column in ("name", "channel", "status", "first_response_at", "client_email", "cc_addresses")
-)  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
+)
 
 
 @dataclass
