@@ -98,6 +98,18 @@ def test_a_message_prepare_cannot_read_comes_with_nothing_prepared(mailbox):
 	assert seen_uids(mailbox) == {1, 2}, "a failed prepare is the handler's business, not a lost message"
 
 
+def test_a_prepared_value_that_cannot_be_pickled_is_left_out_not_the_message(mailbox):
+	fill(mailbox, [1, 2])
+	got = []
+	drain(
+		settings_for(mailbox),
+		lambda m: got.append((m.uid, m.prepared, m.raw[:12])) or True,
+		prepare=memoryview,
+	)
+	assert got == [(1, None, b"From: Client"), (2, None, b"From: Client")]
+	assert seen_uids(mailbox) == {1, 2}
+
+
 def test_a_failing_handler_or_commit_marks_nothing_of_that_batch(mailbox):
 	fill(mailbox, range(1, 8))
 
@@ -204,3 +216,13 @@ def test_a_refused_login_in_the_worker_is_an_authentication_error_without_the_pa
 
 	assert wrong not in str(caught.value) and mailbox.user in str(caught.value)
 	assert wait_for(lambda: not worker_pids())
+
+
+def test_a_worker_that_cannot_start_is_a_connection_error(mailbox, monkeypatch, tmp_path):
+	fill(mailbox, [1])
+	monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python-here"))
+
+	with pytest.raises(MailConnectionError, match="fetching process could not start"):
+		drain(settings_for(mailbox), acknowledge_all, prepare=parse_message)
+
+	assert seen_uids(mailbox) == set()

@@ -13,6 +13,7 @@ processes of this code; the settings (with their secrets) never appear on a comm
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import struct
@@ -59,11 +60,16 @@ class FetchWorker:
 		self._answers: dict[int, tuple[str, object]] = {}
 
 	def __enter__(self) -> FetchWorker:
-		self._process = subprocess.Popen(
-			[sys.executable, "-m", "usedesk_email.mail.fetch_worker"],
-			stdin=subprocess.PIPE,
-			stdout=subprocess.PIPE,
-		)
+		try:
+			self._process = subprocess.Popen(
+				[sys.executable, "-m", "usedesk_email.mail.fetch_worker"],
+				stdin=subprocess.PIPE,
+				stdout=subprocess.PIPE,
+			)
+		except OSError as e:
+			raise MailConnectionError(
+				f"IMAP {self.settings.address}: the fetching process could not start ({e})"
+			) from None
 		try:
 			self._call("open", self.settings)
 		except BaseException:
@@ -180,11 +186,30 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 			if method == "close":
 				return
 			try:
-				write_frame(out, (request, "ok", methods[method](*args)))
-			except MailError as e:
+				answer(out, request, methods[method](*args))
+			except Exception as e:  # the caller raises it, as it would raise it in-process
 				write_frame(out, (request, "error", e))
 	finally:
 		session.close()
+
+
+def answer(out: BinaryIO, request: int, value: object) -> None:
+	"""Send a result; messages whose prepared value cannot be pickled go without it (the
+	caller then parses them itself) rather than stopping the worker at every poll."""
+	try:
+		write_frame(out, (request, "ok", value))
+	except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+		if not isinstance(value, list):
+			raise
+		write_frame(out, (request, "ok", [without_prepared(message) for message in value]))
+
+
+def without_prepared(message: FetchedMessage) -> FetchedMessage:
+	try:
+		pickle.dumps(message.prepared)
+		return message
+	except Exception:
+		return dataclasses.replace(message, prepared=None)
 
 
 if __name__ == "__main__":
