@@ -10,7 +10,14 @@ import sys
 import time
 
 import pytest
-from test_imap_session import acknowledge_all, fill, number_of, seen_uids, settings_for
+from test_imap_session import (
+	acknowledge_all,
+	drain_killed_at_message_3_of_4,
+	fill,
+	number_of,
+	seen_uids,
+	settings_for,
+)
 
 from usedesk_email.mail.errors import AuthenticationError, MailConnectionError
 from usedesk_email.mail.imap_session import FetchedMessage, drain
@@ -110,29 +117,6 @@ def test_a_prepared_value_that_cannot_be_pickled_is_left_out_not_the_message(mai
 	assert seen_uids(mailbox) == {1, 2}
 
 
-def test_a_failing_handler_or_commit_marks_nothing_of_that_batch(mailbox):
-	fill(mailbox, range(1, 8))
-
-	def handle(message: FetchedMessage) -> bool:
-		if message.uid == 5:
-			raise RuntimeError("deadlock: the transaction was rolled back")
-		return True
-
-	with pytest.raises(RuntimeError, match="deadlock"):
-		drain(settings_for(mailbox), handle, batch_size=3, commit=lambda: None, prepare=parse_message)
-	assert seen_uids(mailbox) == {1, 2, 3}
-
-	def failing_commit() -> None:
-		raise RuntimeError("commit failed")
-
-	with pytest.raises(RuntimeError, match="commit failed"):
-		drain(
-			settings_for(mailbox), acknowledge_all, batch_size=3, commit=failing_commit, prepare=parse_message
-		)
-	assert seen_uids(mailbox) == {1, 2, 3}
-	assert wait_for(lambda: not worker_pids())
-
-
 def test_a_worker_killed_mid_drain_is_a_connection_error_and_marks_nothing_of_that_batch(mailbox):
 	fill(mailbox, range(1, 8))
 	handled = []
@@ -152,34 +136,9 @@ def test_a_worker_killed_mid_drain_is_a_connection_error_and_marks_nothing_of_th
 	assert drain(settings_for(mailbox), acknowledge_all, prepare=parse_message).unseen == 4
 
 
-KILLER = """
-import json, os, signal, sys
-from usedesk_email.mail.imap_session import ImapSettings, drain
-from usedesk_email.mail.parse import parse_message
-
-args = json.loads(sys.argv[1])
-
-def handle(message):
-	if message.uid == args["kill_at"]:
-		print("killing at", message.uid, flush=True)
-		os.kill(os.getpid(), signal.SIGKILL)
-	return True
-
-drain(ImapSettings(**args["settings"]), handle, batch_size=1, prepare=parse_message)
-"""
-
-
 def test_a_killed_caller_leaves_the_rest_unread_and_its_worker_exits(mailbox):
-	fill(mailbox, range(1, 5))
-	settings = settings_for(mailbox)
-	args = {"kill_at": 3, "settings": dataclasses.asdict(settings)}
+	settings = drain_killed_at_message_3_of_4(mailbox, worker=True)
 
-	done = subprocess.run(
-		[sys.executable, "-c", KILLER, json.dumps(args)], capture_output=True, text=True, timeout=60
-	)
-
-	assert done.returncode == -signal.SIGKILL, done.stderr
-	assert "killing at 3" in done.stdout
 	assert wait_for(lambda: not worker_pids()), "the worker outlived its caller"
 	assert seen_uids(mailbox) == {1, 2}
 	assert drain(settings, acknowledge_all, prepare=parse_message).unseen == 2

@@ -30,6 +30,7 @@ from usedesk_email.mail.imap_session import (
 	drain,
 	plan_batches,
 )
+from usedesk_email.mail.parse import parse_message
 from usedesk_email.testing.dovecot import Mailbox
 from usedesk_email.testing.tcp_proxy import BlackHoleServer, TcpProxy
 
@@ -162,7 +163,8 @@ def test_with_a_commit_per_batch_nothing_is_marked_before_the_commit(mailbox):
 	assert seen_uids(mailbox) == set(range(1, 8))
 
 
-def test_with_a_commit_per_batch_a_failure_marks_nothing_of_that_batch(mailbox):
+@pytest.mark.parametrize("prepare", [None, parse_message], ids=["in-process", "fetch worker"])
+def test_with_a_commit_per_batch_a_failure_marks_nothing_of_that_batch(mailbox, prepare):
 	fill(mailbox, range(1, 8))
 
 	def handle(message: FetchedMessage) -> bool:
@@ -171,20 +173,21 @@ def test_with_a_commit_per_batch_a_failure_marks_nothing_of_that_batch(mailbox):
 		return True
 
 	with pytest.raises(RuntimeError, match="deadlock"):
-		drain(settings_for(mailbox), handle, batch_size=3, commit=lambda: None)
+		drain(settings_for(mailbox), handle, batch_size=3, commit=lambda: None, prepare=prepare)
 	assert seen_uids(mailbox) == {1, 2, 3}, "4 was handled but never committed"
 
 	def failing_commit() -> None:
 		raise RuntimeError("commit failed")
 
 	with pytest.raises(RuntimeError, match="commit failed"):
-		drain(settings_for(mailbox), acknowledge_all, batch_size=3, commit=failing_commit)
+		drain(settings_for(mailbox), acknowledge_all, batch_size=3, commit=failing_commit, prepare=prepare)
 	assert seen_uids(mailbox) == {1, 2, 3}
 
 
 KILLER = """
 import json, os, signal, sys
 from usedesk_email.mail.imap_session import ImapSettings, drain
+from usedesk_email.mail.parse import parse_message
 
 args = json.loads(sys.argv[1])
 
@@ -194,14 +197,15 @@ def handle(message):
 		os.kill(os.getpid(), signal.SIGKILL)
 	return True
 
-drain(ImapSettings(**args["settings"]), handle, batch_size=1)
+drain(ImapSettings(**args["settings"]), handle, batch_size=1, prepare=parse_message if args["worker"] else None)
 """
 
 
-def test_killed_process_before_acknowledgement_leaves_message_unread(mailbox):
+def drain_killed_at_message_3_of_4(mailbox, *, worker: bool) -> ImapSettings:
+	"""A process draining 4 messages one by one, killed (SIGKILL) while handling the third."""
 	fill(mailbox, range(1, 5))
 	settings = settings_for(mailbox)
-	args = {"kill_at": 3, "settings": dataclasses.asdict(settings)}
+	args = {"kill_at": 3, "settings": dataclasses.asdict(settings), "worker": worker}
 
 	done = subprocess.run(
 		[sys.executable, "-c", KILLER, json.dumps(args)], capture_output=True, text=True, timeout=60
@@ -209,6 +213,12 @@ def test_killed_process_before_acknowledgement_leaves_message_unread(mailbox):
 
 	assert done.returncode == -signal.SIGKILL, done.stderr
 	assert "killing at 3" in done.stdout
+	return settings
+
+
+def test_killed_process_before_acknowledgement_leaves_message_unread(mailbox):
+	settings = drain_killed_at_message_3_of_4(mailbox, worker=False)
+
 	assert seen_uids(mailbox) == {1, 2}
 	assert drain(settings, acknowledge_all).unseen == 2
 
