@@ -9,7 +9,7 @@ import pytest
 
 from usedesk_email.mail.html_tokens import defuse, tokenize
 from usedesk_email.mail.parse import parse_message
-from usedesk_email.mail.quote_split import SplitReply, split_html, split_text
+from usedesk_email.mail.quote_split import SplitReply, collapsed, expanded, split_html, split_text
 
 EML = Path(__file__).parent / "eml"
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -515,3 +515,46 @@ def test_replies_of_the_corpus_split_in_text_and_html(name):
 	html = check_html(msg.html)
 	assert squash(visible(html.new)) == squash(new)
 	assert visible(html.quoted).startswith((html_attribution or [text_attribution])[0])
+
+
+# -- the split as stored for the timeline ---------------------------------------------------
+
+
+def test_parse_gives_a_reply_split_into_new_html_and_quoted_html():
+	msg = parse_message((EML / "reply_thunderbird.eml").read_bytes())
+	assert msg.new_html and msg.quoted_html
+	assert "Support wrote:" not in msg.new_html and "Support wrote:" in msg.quoted_html
+	assert squash(visible(msg.new_html) + visible(msg.quoted_html)) == squash(visible(msg.html))
+
+
+def test_text_only_mail_is_split_as_escaped_html():
+	raw = (
+		b"From: a@client.example\r\nSubject: Re: <b>\r\nMessage-ID: <t1@client.example>\r\n\r\n"
+		b"Thanks, 2 < 3 & fine.\r\n\r\nOn 06.06.2024 11:58, Support wrote:\r\n> Hello\r\n> Peter\r\n"
+	)
+	msg = parse_message(raw)
+	assert msg.html == ""
+	assert msg.new_html == "Thanks, 2 &lt; 3 &amp; fine."
+	assert msg.quoted_html == "On 06.06.2024 11:58, Support wrote:<br>\n&gt; Hello<br>\n&gt; Peter"
+
+
+def test_mail_without_history_has_no_quoted_part():
+	msg = parse_message((EML / "plain_ascii.eml").read_bytes())
+	assert msg.new_html and msg.quoted_html == ""
+	assert collapsed(msg.new_html, msg.quoted_html, "Quoted text") == msg.new_html
+
+
+def test_collapsed_history_is_a_closed_details_and_expanded_gives_the_message_back():
+	msg = parse_message((EML / "reply_gmail.eml").read_bytes())
+	stored = collapsed(msg.new_html, msg.quoted_html, 'Quoted <text> & "more"')
+
+	assert stored.startswith(msg.new_html)
+	assert (
+		'<details class="usedesk-quoted"><summary>Quoted &lt;text&gt; &amp; &quot;more&quot;</summary>'
+		in stored
+	)
+	assert stored.endswith(msg.quoted_html + "</details>")
+	assert "<details open" not in stored
+	assert expanded(stored) == msg.new_html + msg.quoted_html
+	assert expanded(msg.html) == msg.html, "HTML that was never collapsed comes back as it is"
+	assert expanded('<p>a</p><details class="x"><summary>s</summary>b</details>').endswith("</details>")

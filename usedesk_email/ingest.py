@@ -17,6 +17,7 @@ from frappe.utils.caching import request_cache
 from usedesk_email.channel_config import own_addresses
 from usedesk_email.mail.message import Address, Kind, ParsedMessage
 from usedesk_email.mail.parse import parse_message
+from usedesk_email.mail.quote_split import collapsed
 from usedesk_email.mail.thread_keys import find_token
 from usedesk_email.usedesk_email.doctype.ticket.ticket import communication_update
 
@@ -299,7 +300,7 @@ def contact_of(email: str) -> str | None:
 
 
 def add_communication(ticket, msg: ParsedMessage, name: str) -> None:
-	content = attach_files(name, msg, msg.html or text_as_html(msg.text))
+	content = attach_files(name, msg, collapsed(msg.new_html, msg.quoted_html, frappe._("Quoted text")))
 	comm = insert_row(
 		"Communication",
 		{
@@ -331,10 +332,6 @@ def add_communication(ticket, msg: ParsedMessage, name: str) -> None:
 	if values:
 		update_row("Ticket", ticket.name, **values)
 	comm.run_method("after_insert")  # the desk's live timeline, and other apps' hooks
-
-
-def text_as_html(text: str) -> str:
-	return "<p>" + html.escape(text or "").replace("\n", "<br>") + "</p>"
 
 
 def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:

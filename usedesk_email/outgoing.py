@@ -21,6 +21,7 @@ from usedesk_email.mail.compose import Letter, OutgoingAttachment, ReplyDraft, c
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.quote_build import QuotedMessage
+from usedesk_email.mail.quote_split import expanded
 from usedesk_email.mail.smtp_sender import Outcome, send
 from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.oauth import with_fresh_token
@@ -202,7 +203,7 @@ def quoted(messages: list) -> list[QuotedMessage]:
 			sender=Address(m.sender or "", m.sender_full_name or ""),
 			date=m.communication_date.replace(tzinfo=zone).astimezone(timezone.utc),
 			text=m.text_content or "",
-			html=m.content or "",
+			html=expanded(m.content or ""),
 		)
 		for m in messages
 	]

@@ -14,7 +14,8 @@ from frappe.email.doctype.email_account.email_account import EmailAccount
 from frappe.utils import get_fullname, now_datetime, split_emails, strip_html, validate_email_address
 
 from usedesk_email.channel_config import own_addresses
-from usedesk_email.ingest import split_lines, text_as_html
+from usedesk_email.ingest import split_lines
+from usedesk_email.mail.quote_split import expanded, text_to_html
 from usedesk_email.outgoing import earlier_messages, recipients_of
 
 
@@ -72,7 +73,7 @@ def forward_ticket(ticket: str, to: str, note: str | None = None) -> dict:
 	new.insert()
 	add_comment(new.name, correspondence_html(str(original.name)))
 	add_comment(original.name, _("Forwarded to {0} as ticket {1}.").format(html.escape(address), new.name))
-	comm = new_communication(new, channel, text_as_html(note) if (note or "").strip() else "", [])
+	comm = new_communication(new, channel, text_to_html(note) if (note or "").strip() else "", [])
 	return {"ticket": str(new.name), **answer(comm, channel)}
 
 
@@ -147,7 +148,7 @@ def correspondence_html(ticket: str) -> str:
 		who = html.escape(message.sender_full_name or message.sender or "")
 		parts.append(
 			f"<p><b>{who}</b> &lt;{html.escape(message.sender or '')}&gt;, {message.communication_date}:</p>"
-			f"<blockquote>{message.content or ''}</blockquote>"
+			f"<blockquote>{expanded(message.content or '')}</blockquote>"
 		)
 	return "".join(parts) or _("(no earlier correspondence)")
 

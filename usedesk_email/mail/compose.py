@@ -64,7 +64,8 @@ from usedesk_email.mail.addresses import (
 from usedesk_email.mail.errors import ComposeError
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.parse import html_to_text
-from usedesk_email.mail.quote_build import QuotedMessage, build_quote, text_to_html
+from usedesk_email.mail.quote_build import QuotedMessage, build_quote
+from usedesk_email.mail.quote_split import text_to_html
 from usedesk_email.mail.thread_keys import reply_subject
 
 REFERENCES_MAX = 20

@@ -54,6 +54,10 @@ class ParsedMessage:
 	date_trusted: bool = False  # False when Date was missing, unparsable or implausible
 	text: str = ""
 	html: str = ""  # sanitised
+	# The body as HTML (the text as HTML when there is no HTML part), split into what the
+	# sender wrote now and the quoted history; quoted_html is "" when none was recognised.
+	new_html: str = ""
+	quoted_html: str = ""
 	attachments: list[Attachment] = field(default_factory=list)
 	kind: Kind = Kind.NORMAL
 	bounced_message_id: str = ""  # for a bounce: the Message-ID of the letter that bounced

@@ -21,6 +21,7 @@ from usedesk_email.mail.charsets import decode_bytes
 from usedesk_email.mail.classify import Headers, classify
 from usedesk_email.mail.headers import decode_addresses, decode_text, message_ids, one_line, unfold
 from usedesk_email.mail.message import Address, Attachment, ParsedMessage
+from usedesk_email.mail.quote_split import split_reply
 from usedesk_email.mail.sanitize import sanitise_html
 
 GENERATED_ID_DOMAIN = "usedesk.generated"
@@ -103,6 +104,7 @@ class _Parse:
 		texts, htmls, attachments = self.bodies()
 		html = "\n".join(sanitise_html(h) for h in htmls)
 		text = "\n".join(texts) if texts else html_to_text(html)
+		reply = split_reply(html, text)
 		lowered = html.lower()
 		for attachment in attachments:
 			if attachment.content_id and f"cid:{attachment.content_id.lower()}" in lowered:
@@ -126,6 +128,8 @@ class _Parse:
 			date_trusted=trusted,
 			text=text,
 			html=html,
+			new_html=reply.new,
+			quoted_html=reply.quoted,
 			attachments=attachments,
 			kind=kind,
 			bounced_message_id=bounced,

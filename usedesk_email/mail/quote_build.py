@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from usedesk_email.mail.addresses import header_text
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.parse import html_to_text
+from usedesk_email.mail.quote_split import text_to_html
 from usedesk_email.mail.sanitize import sanitise_html
 
 QUOTE_MAX_MESSAGES = 10
@@ -84,11 +85,6 @@ def build_quote(history: Sequence[QuotedMessage]) -> Quote:
 def quote_lines(text: str) -> str:
 	"""Text quoted the way mail clients do: "> " before each line, ">" before empty ones."""
 	return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
-
-
-def text_to_html(text: str) -> str:
-	"""Plain text shown as HTML with its line breaks, escaped."""
-	return "<br>\n".join(html.escape(line) for line in text.splitlines())
 
 
 def _cut(text: str, limit: int) -> str:

@@ -8,7 +8,7 @@ line or a bounded window of lines, so the cost stays linear whatever the input.
 
 import re
 from dataclasses import dataclass
-from html import unescape
+from html import escape, unescape
 from itertools import accumulate
 
 from usedesk_email.mail.html_tokens import Token, token_at, tokenize
@@ -451,3 +451,38 @@ def split_html(html: str) -> SplitReply:
 	if not isinstance(html, str):
 		raise TypeError(f"split_html wants a str, not {type(html).__name__}")
 	return _HtmlReply(html).split()
+
+
+# --- The split as HTML, and collapsed for the timeline --------------------------------------
+
+
+def text_to_html(text: str) -> str:
+	"""Plain text shown as HTML with its line breaks, escaped."""
+	return "<br>\n".join(escape(line) for line in text.splitlines())
+
+
+def split_reply(html: str, text: str) -> SplitReply:
+	"""New part and quoted history of a message as HTML: its HTML body, or its text as HTML."""
+	if html.strip():
+		return split_html(html)
+	reply = split_text(text)
+	return SplitReply(text_to_html(reply.new), text_to_html(reply.quoted))
+
+
+_COLLAPSED_OPEN = '<details class="usedesk-quoted"><summary>'
+_COLLAPSED = re.compile(re.escape(_COLLAPSED_OPEN) + r".*?</summary>(?P<quoted>.*)</details>\s*$", re.S)
+
+
+def collapsed(new: str, quoted: str, label: str) -> str:
+	"""HTML with the quoted history in a closed <details>: the timeline shows a toggle, and
+	`expanded` gives the whole message back for quoting it in a reply."""
+	if not quoted.strip():
+		return new
+	return f"{new}{_COLLAPSED_OPEN}{escape(label)}</summary>{quoted}</details>"
+
+
+def expanded(html: str) -> str:
+	"""Undo `collapsed`; any other HTML comes back as it is."""
+	marker = html.rfind(_COLLAPSED_OPEN)
+	match = _COLLAPSED.match(html, marker) if marker >= 0 else None
+	return html[:marker] + match["quoted"] if match else html

@@ -150,6 +150,35 @@ class TestReplies(FrappeTestCase):
 		send_communication(comm.name)
 		self.assertEqual(len(self.smtp.deliveries), 3, "a second run sends nothing again")
 
+	def test_a_clients_quoted_history_is_collapsed_in_the_timeline_and_quoted_whole(self):
+		answer = (
+			"Here it is.\r\n\r\nOn 06.06.2024 11:58, Support wrote:\r\n"
+			"> could you send us the log file?\r\n> Support team\r\n"
+		)
+		raw = mail(
+			f"Re: Kettle broken {ticket_token(self.ticket)}",
+			message_id="k2@client.example",
+			in_reply_to="k1@client.example",
+			to="help@shop.example",
+			body=answer,
+		)
+		stored = ingest_raw(self.channel, raw, "test")
+		self.assertEqual(stored.ticket, self.ticket)
+		content = frappe.db.get_value("Communication", stored.communication, "content")
+		new, history = content.split('<details class="usedesk-quoted">')
+		self.assertIn("Here it is.", new)
+		self.assertNotIn("could you send us", new)
+		self.assertIn("<summary>Quoted text</summary>", history)
+		self.assertIn("Support wrote:", history)
+		self.assertIn("could you send us the log file?", history)
+
+		self.reply_as(self.agent, "<p>Thanks, received.</p>")
+		html = self.letters()["client@example.org"].get_body(("html",)).get_content()
+		self.assertIn("Here it is.", html)
+		self.assertIn("could you send us the log file?", html, "the quote holds the client's history too")
+		self.assertNotIn("<details", html)
+		self.assertNotIn("Quoted text", html)
+
 	def test_common_signature_then_none_and_never_twice(self):
 		self.reply_as(self.plain_agent, "<p>First answer.</p>")
 		html = self.own_part()
