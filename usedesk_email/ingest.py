@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 import frappe
+from frappe.core.doctype.communication.communication import add_contact_links_to_communication
 from frappe.utils import convert_utc_to_system_timezone, now_datetime
 from frappe.utils.caching import request_cache
 
@@ -182,7 +183,7 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 		ticket = open_ticket(channel, msg, participants, name, previous)
 	else:
 		add_participants(ticket, participants)
-	add_communication(ticket, msg, communication)
+	add_communication(ticket, msg, communication, [sender, *participants])
 	return IngestResult(ticket=name, communication=communication)
 
 
@@ -299,7 +300,7 @@ def contact_of(email: str) -> str | None:
 	return rows[0][0] if rows else None
 
 
-def add_communication(ticket, msg: ParsedMessage, name: str) -> None:
+def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str]) -> None:
 	content = attach_files(name, msg, collapsed(msg.new_html, msg.quoted_html, frappe._("Quoted text")))
 	comm = insert_row(
 		"Communication",
@@ -326,12 +327,37 @@ def add_communication(ticket, msg: ParsedMessage, name: str) -> None:
 	)
 	comm.flags.in_receive = True
 	comm.flags.usedesk_kind = msg.kind
+	link_contacts(comm, people)
 	values = communication_update(ticket.status, ticket.first_response_at, comm)
 	if ticket.get("is_new"):
 		values.pop("last_message_at", None)  # written with the ticket
 	if values:
 		update_row("Ticket", ticket.name, **values)
 	comm.run_method("after_insert")  # the desk's live timeline, and other apps' hooks
+
+
+def link_contacts(comm, people: list[str]) -> None:
+	"""Timeline links as Frappe's own received mail gets them: the Contacts of the sender and
+	of the people copied, and what those Contacts link to (a Customer, a Supplier), so the
+	message shows on their timelines too."""
+	for email in people:
+		contact = contact_of(email)
+		if contact:
+			comm.add_link("Contact", contact)
+			add_contact_links_to_communication(comm, contact)
+	comm.deduplicate_timeline_links()
+	for idx, link in enumerate(comm.timeline_links, 1):
+		insert_plain(
+			"Communication Link",
+			{
+				"parent": comm.name,
+				"parenttype": "Communication",
+				"parentfield": "timeline_links",
+				"idx": idx,
+				"link_doctype": link.link_doctype,
+				"link_name": link.link_name,
+			},
+		)
 
 
 def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:

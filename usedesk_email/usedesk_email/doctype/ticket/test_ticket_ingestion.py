@@ -8,6 +8,7 @@ import textwrap
 from email.message import EmailMessage
 
 import frappe
+from frappe.desk.form.load import get_communications
 from frappe.tests.utils import FrappeTestCase
 
 from usedesk_email.ingest import ingest_raw, log_failure
@@ -299,25 +300,54 @@ class TestTicketIngestion(FrappeTestCase):
 		self.assertEqual(len({f.file_url for f in files}), 1, "the same bytes are stored on disk once")
 		self.assertEqual(frappe.get_doc("File", files[0].name).get_content(), payload)
 
-	def test_a_sender_with_a_contact_is_linked_and_a_stranger_is_not(self):
+	def test_contacts_are_linked_and_their_timelines_show_the_mail(self):
 		known = f"known-{self.box.user}@example.org"
-		contact = frappe.get_doc(
-			{"doctype": "Contact", "first_name": "Known", "email_ids": [{"email_id": known, "is_primary": 1}]}
-		).insert(ignore_permissions=True)
-		self.deliver(mail("From a contact", sender=known, message_id=f"{self.box.user}-c1@x.example"))
+		copied = f"copied-{self.box.user}@example.org"
+		contact = self.contact(
+			known, links=[{"link_doctype": "Email Channel", "link_name": self.channel.name}]
+		)
+		copied_contact = self.contact(copied)
+		self.deliver(
+			mail("From a contact", sender=known, cc=copied, message_id=f"{self.box.user}-c1@x.example")
+		)
 		stranger = f"stranger-{self.box.user}@example.org"
 		self.deliver(mail("From a stranger", sender=stranger, message_id=f"{self.box.user}-c2@x.example"))
 		self.assertEqual(self.poll()["stored"], 2)
 
-		contacts = dict(
-			frappe.get_all(
-				"Ticket",
-				filters={"channel": self.channel.name},
-				fields=["client_email", "contact"],
-				as_list=True,
-			)
+		tickets = frappe.get_all(
+			"Ticket", filters={"channel": self.channel.name}, fields=["client_email", "contact"], as_list=True
 		)
-		self.assertEqual(contacts, {known: contact.name, stranger: None})
+		self.assertEqual(dict(tickets), {known: contact.name, stranger: None})
+		by_sender = {
+			m.sender: m.name
+			for m in frappe.get_all(
+				"Communication",
+				filters={"name": ("in", [m.name for m in messages_of(self.channel.name)])},
+				fields=["name", "sender"],
+			)
+		}
+		self.assertEqual(self.on_timeline("Contact", contact.name), {by_sender[known]})
+		self.assertEqual(self.on_timeline("Contact", copied_contact.name), {by_sender[known]})
+		self.assertEqual(
+			self.on_timeline("Email Channel", self.channel.name),
+			{by_sender[known]},
+			"the contact's own links",
+		)
+		self.assertFalse(frappe.get_all("Communication Link", filters={"parent": by_sender[stranger]}))
+
+	def on_timeline(self, doctype: str, name: str) -> set[str]:
+		"""What the desk shows on that document's timeline: Frappe's own query, by Communication Link."""
+		return {c.name for c in get_communications(doctype, name)}
+
+	def contact(self, email: str, links: list | None = None):
+		return frappe.get_doc(
+			{
+				"doctype": "Contact",
+				"first_name": email.split("@")[0],
+				"email_ids": [{"email_id": email, "is_primary": 1}],
+				"links": links or [],
+			}
+		).insert(ignore_permissions=True)
 
 	def test_undecodable_mail_is_stored_with_replacement_characters(self):
 		with open(os.path.join(EML, "charset_misspelt.eml"), "rb") as f:
