@@ -12,7 +12,8 @@ required_apps = []
 export_python_type_annotations = True
 
 before_install = "usedesk_email.install.ensure_roles"
-after_migrate = "usedesk_email.install.ensure_roles"
+after_install = "usedesk_email.install.index_file_hashes"
+after_migrate = ["usedesk_email.install.ensure_roles", "usedesk_email.install.index_file_hashes"]
 
 scheduler_events = {
 	"cron": {

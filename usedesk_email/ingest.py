@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 
 import frappe
-from frappe.core.doctype.communication.communication import add_contact_links_to_communication
 from frappe.utils import convert_utc_to_system_timezone, now_datetime
 from frappe.utils.caching import request_cache
 
@@ -128,20 +127,22 @@ def insert_row(
 	return doc
 
 
-def insert_plain(doctype: str, values: dict) -> None:
-	"""One INSERT of the given columns, for rows no document event watches (the ledger).
+def insert_plain(doctype: str, *rows: dict) -> None:
+	"""One INSERT of rows no document event watches (the ledger, timeline links); the rows
+	give the same columns.
 
 	Columns left out take their database defaults. A unique-index clash raises
 	`frappe.UniqueValidationError`, as `insert_row` does.
 	"""
 	now, user = now_datetime(), frappe.session.user
-	row = {"name": frappe.generate_hash(length=10), "creation": now, "modified": now}
-	row.update(owner=user, modified_by=user, **values)
-	columns = ", ".join(f"`{column}`" for column in row)
+	stamp = {"creation": now, "modified": now, "owner": user, "modified_by": user}
+	rows = [{"name": frappe.generate_hash(length=10), **stamp, **row} for row in rows]
+	columns = ", ".join(f"`{column}`" for column in rows[0])
+	one_row = f"({', '.join(['%s'] * len(rows[0]))})"
 	try:
 		frappe.db.sql(
-			f"INSERT INTO `tab{doctype}` ({columns}) VALUES ({', '.join(['%s'] * len(row))})",
-			tuple(row.values()),
+			f"INSERT INTO `tab{doctype}` ({columns}) VALUES {', '.join([one_row] * len(rows))}",
+			tuple(value for row in rows for value in row.values()),
 		)
 	except Exception as e:
 		if frappe.db.is_unique_key_violation(e):
@@ -340,24 +341,32 @@ def link_contacts(comm, people: list[str]) -> None:
 	"""Timeline links as Frappe's own received mail gets them: the Contacts of the sender and
 	of the people copied, and what those Contacts link to (a Customer, a Supplier), so the
 	message shows on their timelines too."""
-	for email in people:
-		contact = contact_of(email)
-		if contact:
-			comm.add_link("Contact", contact)
-			add_contact_links_to_communication(comm, contact)
-	comm.deduplicate_timeline_links()
-	for idx, link in enumerate(comm.timeline_links, 1):
-		insert_plain(
-			"Communication Link",
-			{
-				"parent": comm.name,
-				"parenttype": "Communication",
-				"parentfield": "timeline_links",
-				"idx": idx,
-				"link_doctype": link.link_doctype,
-				"link_name": link.link_name,
-			},
-		)
+	links = list(dict.fromkeys(link for email in people for link in timeline_links_of(email)))
+	if not links:
+		return
+	insert_plain(
+		"Communication Link",
+		*(
+			{"parent": comm.name, "parenttype": "Communication", "parentfield": "timeline_links"}
+			| {"idx": idx, "link_doctype": doctype, "link_name": name}
+			for idx, (doctype, name) in enumerate(links, 1)
+		),
+	)
+	for doctype, name in links:
+		comm.add_link(doctype, name)
+
+
+@request_cache  # senders repeat in a poll of many messages
+def timeline_links_of(email: str) -> tuple[tuple[str, str], ...]:
+	"""The Contact of an address and what that Contact links to."""
+	contact = contact_of(email)
+	if not contact:
+		return ()
+	links = frappe.db.sql(
+		"SELECT link_doctype, link_name FROM `tabDynamic Link` WHERE parenttype='Contact' AND parent=%s",
+		(contact,),
+	)
+	return (("Contact", contact), *((doctype, name) for doctype, name in links))
 
 
 def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:

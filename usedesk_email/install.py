@@ -1,4 +1,5 @@
-"""Install hooks: the roles the app's permissions are written for."""
+"""Install and migrate hooks: the roles the app's permissions are written for, and an index
+Frappe's File lacks."""
 
 import frappe
 
@@ -12,3 +13,12 @@ def ensure_roles() -> None:
 			frappe.get_doc({"doctype": "Role", "role_name": role, "desk_access": 1}).insert(
 				ignore_permissions=True
 			)
+
+
+FILE_HASH_INDEX = "usedesk_content_hash"
+
+
+def index_file_hashes() -> None:
+	"""Frappe looks up every saved file by its content hash (to store equal bytes once), and
+	`tabFile` has no index for it: each attachment of each message scanned the whole table."""
+	frappe.db.add_index("File", ["content_hash"], index_name=FILE_HASH_INDEX)

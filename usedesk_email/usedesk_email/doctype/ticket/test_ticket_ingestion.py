@@ -12,6 +12,7 @@ from frappe.desk.form.load import get_communications
 from frappe.tests.utils import FrappeTestCase
 
 from usedesk_email.ingest import ingest_raw, log_failure
+from usedesk_email.install import FILE_HASH_INDEX
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.poll import poll_channel
@@ -299,6 +300,12 @@ class TestTicketIngestion(FrappeTestCase):
 		self.assertEqual({f.file_size for f in files}, {len(payload)})
 		self.assertEqual(len({f.file_url for f in files}), 1, "the same bytes are stored on disk once")
 		self.assertEqual(frappe.get_doc("File", files[0].name).get_content(), payload)
+		# Finding the stored file of the same bytes is an index lookup, not a scan of tabFile.
+		self.assertTrue(frappe.db.has_index("tabFile", FILE_HASH_INDEX))
+		plan = frappe.db.sql(
+			"EXPLAIN SELECT name FROM `tabFile` WHERE content_hash=%s", (files[0].content_hash,), as_dict=True
+		)
+		self.assertEqual(plan[0].key, FILE_HASH_INDEX)
 
 	def test_contacts_are_linked_and_their_timelines_show_the_mail(self):
 		known = f"known-{self.box.user}@example.org"
