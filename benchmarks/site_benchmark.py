@@ -7,7 +7,7 @@ Run from the bench's sites directory with the bench's Python (needs root for Dov
         [--stored-tickets 50000] [--frappe-runs 0] [--send 50] [--rounds 5] [--profile FILE]
 
 One run fills three Dovecot mailboxes with the same N generated messages (plain and HTML,
-one in ten with a 200 KB attachment, a third replying to earlier ones; only the Message-ID
+one in ten with an attachment of 200 KB of its own, a third replying to earlier ones; only the Message-ID
 domain differs, so the three consumers never see each other's mail as duplicates) and
 measures, each in its own child process so peak RSS is its own:
 
@@ -52,10 +52,10 @@ RUN_ID = uuid.uuid4().hex[:8]
 
 
 def corpus(n: int, seed: int = 7) -> list[str]:
-	"""N messages as text with a `{tag}` placeholder in every Message-ID domain."""
+	"""N messages as text, with `{tag}` placeholders in every Message-ID domain and `{b64tag}`
+	at the start of every attachment (see `tagged`)."""
 	rng = random.Random(seed)
 	words = "kettle order refund invoice broken delivery late screen password login account".split()
-	attachment = base64.encodebytes(rng.randbytes(200 * 1024)).decode().replace("\n", "\r\n")
 	messages = []
 	for i in range(n):
 		client = f"client{i % 300}@clients.example"
@@ -86,11 +86,13 @@ def corpus(n: int, seed: int = 7) -> list[str]:
 		else:
 			body = f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n"
 		if i % 10 == 5:
+			attachment = base64.encodebytes(rng.randbytes(200 * 1024)).decode().replace("\n", "\r\n")
 			body = (
 				'Content-Type: multipart/mixed; boundary="mix"\r\n\r\n--mix\r\n'
 				+ body
 				+ '\r\n--mix\r\nContent-Type: application/octet-stream; name="data.bin"\r\n'
 				'Content-Disposition: attachment; filename="data.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+				+ "{b64tag}\r\n"  # the consumer's tag, so no two mailboxes share a file
 				+ attachment
 				+ "--mix--\r\n"
 			)
@@ -98,9 +100,15 @@ def corpus(n: int, seed: int = 7) -> list[str]:
 	return messages
 
 
+def tagged(text: str, tag: str) -> bytes:
+	"""A corpus message for one consumer: its Message-ID domain and attachment bytes are its own."""
+	b64tag = base64.b64encode(tag.encode().ljust(48)[:48]).decode()  # 64 characters, no padding
+	return text.replace("{tag}", tag).replace("{b64tag}", b64tag).encode()
+
+
 def fill(server, box, messages: list[str], tag: str):
 	for text in messages:
-		server.deliver(box.user, text.replace("{tag}", tag).encode())
+		server.deliver(box.user, tagged(text, tag))
 	return box
 
 
@@ -397,10 +405,12 @@ def prepare_replies(server, box, smtp, count: int, recipients: int) -> list[str]
 	cc = ", ".join(f"cc{k}@clients.example" for k in range(recipients - 1)) or None
 	names = []
 	for i in range(count):
-		raw = corpus(1, seed=i)[0].replace("{tag}", f"send{recipients}-{i}-{RUN_ID}.example")
+		raw = tagged(corpus(1, seed=i)[0], f"send{recipients}-{i}-{RUN_ID}.example")
 		if cc:
-			raw = raw.replace("To: support@shop.example", f"To: support@shop.example\r\nCc: {cc}", 1)
-		ticket = ingest_raw(channel, raw.encode(), "bench").ticket
+			raw = raw.replace(
+				b"To: support@shop.example", f"To: support@shop.example\r\nCc: {cc}".encode(), 1
+			)
+		ticket = ingest_raw(channel, raw, "bench").ticket
 		names.append(create_reply(str(ticket), f"<p>Answer {i}: we are on it.</p>")["communication"])
 	frappe.db.commit()
 	return names

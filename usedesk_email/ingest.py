@@ -295,10 +295,8 @@ def open_ticket(channel, msg: ParsedMessage, participants: list[str], name: str,
 	return frappe._dict(name=name, status=ticket.status, first_response_at=None, is_new=True)
 
 
-@request_cache  # one lookup per sender in a poll of many messages
 def contact_of(email: str) -> str | None:
-	rows = frappe.db.sql("SELECT parent FROM `tabContact Email` WHERE email_id=%s LIMIT 1", (email,))
-	return rows[0][0] if rows else None
+	return next((name for doctype, name in timeline_links_of(email) if doctype == "Contact"), None)
 
 
 def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str]) -> None:
@@ -356,17 +354,20 @@ def link_contacts(comm, people: list[str]) -> None:
 		comm.add_link(doctype, name)
 
 
-@request_cache  # senders repeat in a poll of many messages
+@request_cache  # one lookup per sender in a poll of many messages
 def timeline_links_of(email: str) -> tuple[tuple[str, str], ...]:
-	"""The Contact of an address and what that Contact links to."""
-	contact = contact_of(email)
-	if not contact:
-		return ()
-	links = frappe.db.sql(
-		"SELECT link_doctype, link_name FROM `tabDynamic Link` WHERE parenttype='Contact' AND parent=%s",
-		(contact,),
+	"""The Contact of an address (the first, as Frappe takes it) and what it links to."""
+	rows = frappe.db.sql(
+		"""SELECT contact.parent, link.link_doctype, link.link_name FROM `tabContact Email` contact
+		LEFT JOIN `tabDynamic Link` link ON link.parenttype='Contact' AND link.parent=contact.parent
+		WHERE contact.email_id=%s""",
+		(email,),
 	)
-	return (("Contact", contact), *((doctype, name) for doctype, name in links))
+	if not rows:
+		return ()
+	contact = rows[0][0]
+	links = ((doctype, name) for parent, doctype, name in rows if parent == contact and doctype)
+	return (("Contact", contact), *links)
 
 
 def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:
