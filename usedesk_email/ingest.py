@@ -71,20 +71,26 @@ def ingest_pending(
 	same transaction. The poll commits once per IMAP batch, before marking it read.
 	"""
 	frappe.db.savepoint(SAVEPOINT)
+	links = len(pending_links())
 	try:
 		parsed = parsed or parse_message(raw)
 		return store(channel, parsed, source)
 	except frappe.UniqueValidationError:
-		frappe.db.rollback(save_point=SAVEPOINT)
-		frappe.clear_messages()
+		undo_message(links)
 		return IngestResult(duplicate=True, outcome="duplicate", message_id=parsed.message_id)
 	except (frappe.QueryDeadlockError, frappe.QueryTimeoutError):
 		raise  # the database undid (or must undo) the whole transaction: retry it all later
 	except Exception:
 		error = frappe.get_traceback()
-		frappe.db.rollback(save_point=SAVEPOINT)
-		frappe.clear_messages()
+		undo_message(links)
 		return IngestResult(outcome="failed", failure=log_failure(channel.name, raw, source, error, failure))
+
+
+def undo_message(links: int) -> None:
+	"""Roll back what this message wrote, and the timeline links it left for the commit."""
+	frappe.db.rollback(save_point=SAVEPOINT)
+	del pending_links()[links:]
+	frappe.clear_messages()
 
 
 def duplicate_of(channel, message_id: str) -> IngestResult:
@@ -326,32 +332,49 @@ def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str]) 
 	)
 	comm.flags.in_receive = True
 	comm.flags.usedesk_kind = msg.kind
-	link_contacts(comm, people)
+	links = timeline_links(people)
+	for doctype, link_name in links:
+		comm.add_link(doctype, link_name)  # seen by the after_insert hooks
 	values = communication_update(ticket.status, ticket.first_response_at, comm)
 	if ticket.get("is_new"):
 		values.pop("last_message_at", None)  # written with the ticket
 	if values:
 		update_row("Ticket", ticket.name, **values)
 	comm.run_method("after_insert")  # the desk's live timeline, and other apps' hooks
+	pending_links().extend(
+		{"parent": name, "parenttype": "Communication", "parentfield": "timeline_links"}
+		| {"idx": idx, "link_doctype": doctype, "link_name": link_name}
+		for idx, (doctype, link_name) in enumerate(links, 1)
+	)
 
 
-def link_contacts(comm, people: list[str]) -> None:
+def timeline_links(people: list[str]) -> list[tuple[str, str]]:
 	"""Timeline links as Frappe's own received mail gets them: the Contacts of the sender and
 	of the people copied, and what those Contacts link to (a Customer, a Supplier), so the
 	message shows on their timelines too."""
-	links = list(dict.fromkeys(link for email in people for link in timeline_links_of(email)))
-	if not links:
-		return
-	insert_plain(
-		"Communication Link",
-		*(
-			{"parent": comm.name, "parenttype": "Communication", "parentfield": "timeline_links"}
-			| {"idx": idx, "link_doctype": doctype, "link_name": name}
-			for idx, (doctype, name) in enumerate(links, 1)
-		),
-	)
-	for doctype, name in links:
-		comm.add_link(doctype, name)
+	return list(dict.fromkeys(link for email in people for link in timeline_links_of(email)))
+
+
+def pending_links() -> list[dict]:
+	"""Timeline link rows of the open transaction, written by one INSERT just before it
+	commits (a batch of messages, one statement); a rollback drops them with the rest."""
+	pending = getattr(frappe.local, "usedesk_pending_links", None)
+	if pending is None:
+		pending = frappe.local.usedesk_pending_links = []
+		frappe.db.before_commit.add(write_pending_links)
+		frappe.db.after_rollback.add(drop_pending_links)
+	return pending
+
+
+def write_pending_links() -> None:
+	rows = frappe.local.usedesk_pending_links
+	frappe.local.usedesk_pending_links = None
+	if rows:
+		insert_plain("Communication Link", *rows)
+
+
+def drop_pending_links() -> None:
+	frappe.local.usedesk_pending_links = None
 
 
 @request_cache  # one lookup per sender in a poll of many messages

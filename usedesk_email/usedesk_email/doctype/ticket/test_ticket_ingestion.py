@@ -317,9 +317,14 @@ class TestTicketIngestion(FrappeTestCase):
 		self.deliver(
 			mail("From a contact", sender=known, cc=copied, message_id=f"{self.box.user}-c1@x.example")
 		)
+		# In the same batch, a message that fails (no From): it is undone, links included
+		self.deliver(
+			f"Subject: No sender\r\nMessage-ID: <{self.box.user}-c3@x.example>\r\n\r\nx\r\n".encode()
+		)
 		stranger = f"stranger-{self.box.user}@example.org"
 		self.deliver(mail("From a stranger", sender=stranger, message_id=f"{self.box.user}-c2@x.example"))
-		self.assertEqual(self.poll()["stored"], 2)
+		outcome = self.poll()
+		self.assertEqual((outcome["stored"], outcome["failed"]), (2, 1), outcome)
 
 		tickets = frappe.get_all(
 			"Ticket", filters={"channel": self.channel.name}, fields=["client_email", "contact"], as_list=True
