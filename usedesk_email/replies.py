@@ -14,7 +14,7 @@ from frappe.email.doctype.email_account.email_account import EmailAccount
 from frappe.utils import get_fullname, now_datetime, split_emails, strip_html, validate_email_address
 
 from usedesk_email.channel_config import own_addresses
-from usedesk_email.ingest import split_lines
+from usedesk_email.ingest import contact_of, split_lines
 from usedesk_email.mail.quote_split import expanded, text_to_html
 from usedesk_email.outgoing import earlier_messages, recipients_of
 
@@ -65,7 +65,7 @@ def forward_ticket(ticket: str, to: str, note: str | None = None) -> dict:
 			"status": "Open",
 			"channel": channel.name,
 			"client_email": address,
-			"contact": frappe.db.get_value("Contact Email", {"email_id": address}, "parent"),
+			"contact": contact_of(address),
 			"forwarded_from": original.name,
 		}
 	)

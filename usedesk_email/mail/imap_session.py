@@ -412,8 +412,8 @@ def drain(
 	before an exception from ``handle`` propagates; the failing message and the rest stay
 	unread. With ``commit``, True means "stored in the caller's open transaction": ``commit``
 	runs once per batch before anything is marked read, and an exception marks nothing of
-	the batch (one commit per batch instead of one per message). A dropped connection raises MailConnectionError and marks nothing of the batch
-	in flight. The time budget is checked between messages; what was not handed over is
+	the batch (one commit per batch instead of one per message). A dropped connection raises
+	MailConnectionError and marks nothing of the batch in flight. The time budget is checked between messages; what was not handed over is
 	reported as ``remaining``. A UIDVALIDITY other than ``known_uidvalidity`` is reported,
 	and unread mail is still handed over (the caller dedupes by Message-ID).
 
