@@ -385,7 +385,7 @@ def bulk(doctype: str, rows: list[dict]) -> None:
 
 
 def prepare_replies(server, box, smtp, count: int, recipients: int) -> list[str]:
-	from usedesk_email.ingest import ingest_raw
+	from usedesk_email.ingest_batch import ingest_raw
 	from usedesk_email.replies import create_reply
 
 	channel = make_channel(
@@ -465,10 +465,11 @@ def main() -> None:
 	from usedesk_email.testing.smtp_server import SmtpTestServer
 
 	skip = set(args.skip.split(","))
-	for package in (frappe, usedesk_email):
-		# A production bench has its apps' bytecode; without it (PYTHONDONTWRITEBYTECODE, an
-		# editable install) each phase would first compile what it imports.
-		compileall.compile_dir(os.path.dirname(package.__file__), quiet=1, workers=os.cpu_count() or 1)
+	for path in {*sys.path, os.path.dirname(frappe.__file__), os.path.dirname(usedesk_email.__file__)}:
+		# A production bench has its bytecode; without it (PYTHONDONTWRITEBYTECODE, editable
+		# installs, uv's installs) each phase would first compile what it imports.
+		if os.path.isdir(path):
+			compileall.compile_dir(path, quiet=1, workers=os.cpu_count() or 1)
 	frappe.init(site=args.site, sites_path=".")
 	frappe.connect()
 	messages = corpus(args.n)

@@ -20,6 +20,7 @@ from test_imap_session import (
 )
 
 from usedesk_email.mail.errors import AuthenticationError, MailConnectionError
+from usedesk_email.mail.fetch_worker import FIRST_BATCH_SIZE
 from usedesk_email.mail.imap_session import FetchedMessage, drain
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.testing.tcp_proxy import TcpProxy
@@ -88,6 +89,21 @@ def test_parsed_messages_come_a_batch_ahead_and_are_marked_only_after_the_commit
 	assert (result.fetched, result.acknowledged, result.marked_seen, result.batches) == (7, 7, 7, 3)
 	assert seen_uids(mailbox) == set(range(1, 8))
 	assert wait_for(lambda: not worker_pids()), "the worker outlived the drain"
+
+
+def test_the_first_batch_is_short_so_the_caller_starts_while_the_rest_is_parsed(mailbox):
+	fill(mailbox, range(1, 13))
+	commits = []
+	result = drain(
+		settings_for(mailbox),
+		acknowledge_all,
+		batch_size=50,
+		commit=lambda: commits.append(sorted(seen_uids(mailbox))),
+		prepare=parse_message,
+	)
+	assert FIRST_BATCH_SIZE < 12
+	assert commits == [[], list(range(1, FIRST_BATCH_SIZE + 1))]
+	assert (result.fetched, result.marked_seen, result.batches) == (12, 12, 2)
 
 
 def test_a_message_prepare_cannot_read_comes_with_nothing_prepared(mailbox):

@@ -10,7 +10,8 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 
-from usedesk_email.ingest import IngestResult, ingest_raw
+from usedesk_email.ingest import IngestResult
+from usedesk_email.ingest_batch import ingest_raw
 from usedesk_email.mail.message import ParsedMessage
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.routing import looks_like_mail, recipient_candidates

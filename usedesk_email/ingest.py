@@ -23,7 +23,6 @@ from usedesk_email.usedesk_email.doctype.ticket.ticket import communication_upda
 
 LEDGER = "Email Channel Message"
 AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE)
-SAVEPOINT = "usedesk_email_message"
 ATTACHMENTS_FOLDER = "Home/Attachments"  # made by Frappe's install, like its own attachments
 SUBJECT_LENGTH = 998  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
 TICKET_COLUMNS = ", ".join(
@@ -44,66 +43,6 @@ class IngestResult:
 
 def dedupe_key(message_id: str) -> str:
 	return hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def ingest_raw(
-	channel, raw: bytes, source: str, failure: str | None = None, parsed: ParsedMessage | None = None
-) -> IngestResult:
-	"""Parse and store one message and commit; what cannot be stored is logged raw and committed.
-
-	An exception escapes only when even the failure log cannot be written (database down):
-	then nothing was committed and the caller must leave the message where it was.
-	"""
-	result = ingest_pending(channel, raw, source, failure, parsed)
-	if result.duplicate:
-		frappe.db.rollback()  # a fresh snapshot sees where a concurrent delivery put it
-		return duplicate_of(channel, result.message_id)
-	frappe.db.commit()
-	return result
-
-
-def ingest_pending(
-	channel, raw: bytes, source: str, failure: str | None = None, parsed: ParsedMessage | None = None
-) -> IngestResult:
-	"""Store one message in the caller's open transaction, behind a savepoint; the caller commits.
-
-	A duplicate or a failure rolls back this message only; a failure is logged raw in the
-	same transaction. The poll commits once per IMAP batch, before marking it read.
-	"""
-	frappe.db.savepoint(SAVEPOINT)
-	links = len(pending_links())
-	try:
-		parsed = parsed or parse_message(raw)
-		return store(channel, parsed, source)
-	except frappe.UniqueValidationError:
-		undo_message(links)
-		return IngestResult(duplicate=True, outcome="duplicate", message_id=parsed.message_id)
-	except (frappe.QueryDeadlockError, frappe.QueryTimeoutError):
-		raise  # the database undid (or must undo) the whole transaction: retry it all later
-	except Exception:
-		error = frappe.get_traceback()
-		undo_message(links)
-		return IngestResult(outcome="failed", failure=log_failure(channel.name, raw, source, error, failure))
-
-
-def undo_message(links: int) -> None:
-	"""Roll back what this message wrote, and the timeline links it left for the commit."""
-	frappe.db.rollback(save_point=SAVEPOINT)
-	del pending_links()[links:]
-	frappe.clear_messages()
-
-
-def duplicate_of(channel, message_id: str) -> IngestResult:
-	"""Point a repeated delivery at where the first one went."""
-	rows = frappe.db.sql(
-		f"SELECT ticket, communication FROM `tab{LEDGER}` WHERE channel=%s AND dedupe_key=%s",
-		(channel.name, dedupe_key(message_id)),
-		as_dict=True,
-	)
-	row = rows[0] if rows else frappe._dict()
-	return IngestResult(
-		ticket=row.ticket, communication=row.communication, duplicate=True, outcome="duplicate"
-	)
 
 
 def insert_row(
@@ -186,11 +125,12 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	communication = frappe.generate_hash(length=10)
 	insert_plain(LEDGER, {**ledger, "ticket": name, "communication": communication, "outcome": "stored"})
 	participants = cc_participants(msg, own, sender)
+	message_date = local_time(msg)
 	if new_ticket:
-		ticket = open_ticket(channel, msg, participants, name, previous)
+		ticket = open_ticket(channel, msg, participants, name, previous, message_date)
 	else:
 		add_participants(ticket, participants)
-	add_communication(ticket, msg, communication, [sender, *participants])
+	add_communication(ticket, msg, communication, [sender, *participants], message_date)
 	return IngestResult(ticket=name, communication=communication)
 
 
@@ -278,7 +218,9 @@ def local_time(msg: ParsedMessage):
 	return now_datetime()
 
 
-def open_ticket(channel, msg: ParsedMessage, participants: list[str], name: str, previous: str | None):
+def open_ticket(
+	channel, msg: ParsedMessage, participants: list[str], name: str, previous: str | None, message_date
+):
 	sender: Address = msg.sender
 	ticket = insert_row(
 		"Ticket",
@@ -291,8 +233,8 @@ def open_ticket(channel, msg: ParsedMessage, participants: list[str], name: str,
 			"client_name": sender.name,
 			"contact": contact_of(sender.email),
 			"cc_addresses": "\n".join(participants),
-			"opened_at": local_time(msg),
-			"last_message_at": local_time(msg),
+			"opened_at": message_date,
+			"last_message_at": message_date,
 			"previous_ticket": previous,
 		},
 		before=("before_insert", "validate", "before_save"),
@@ -305,7 +247,7 @@ def contact_of(email: str) -> str | None:
 	return next((name for doctype, name in timeline_links_of(email) if doctype == "Contact"), None)
 
 
-def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str]) -> None:
+def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str], message_date) -> None:
 	content = attach_files(name, msg, collapsed(msg.new_html, msg.quoted_html, frappe._("Quoted text")))
 	comm = insert_row(
 		"Communication",
@@ -323,7 +265,7 @@ def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str]) 
 			"recipients": ", ".join(a.email for a in msg.to),
 			"cc": ", ".join(a.email for a in msg.cc),
 			"message_id": msg.message_id,
-			"communication_date": local_time(msg),
+			"communication_date": message_date,
 			"reference_doctype": "Ticket",
 			"reference_name": ticket.name,
 			"has_attachment": 1 if msg.attachments else 0,
@@ -421,74 +363,3 @@ def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:
 			cid = re.compile(r"cid:\s*" + re.escape(attachment.content_id), re.IGNORECASE)
 			content = cid.sub(file.file_url, content)
 	return content
-
-
-def log_failure(channel: str, raw: bytes, source: str, error: str, existing: str | None = None) -> str:
-	"""Keep the whole raw message with the reason, so an admin can retry it from the desk.
-
-	The same bytes failing again (a sender retrying, the next poll) count as another attempt
-	on the same entry rather than a new one.
-	"""
-	raw_sha256 = hashlib.sha256(raw).hexdigest()
-	existing = existing or frappe.db.get_value(
-		"Email Channel Failure", {"channel": channel, "raw_sha256": raw_sha256, "status": "Failed"}
-	)
-	if existing:
-		doc = frappe.get_doc("Email Channel Failure", existing)
-		doc.attempts = (doc.attempts or 0) + 1
-		doc.error = error
-		doc.status = "Failed"
-		doc.save(ignore_permissions=True)
-		return doc.name
-	head = header_summary(raw)
-	doc = frappe.get_doc(
-		{
-			"doctype": "Email Channel Failure",
-			"channel": channel,
-			"status": "Failed",
-			"attempts": 1,
-			"source": source,
-			"error": error,
-			"raw_sha256": raw_sha256,
-			**head,
-		}
-	).insert(ignore_permissions=True)
-	file = frappe.get_doc(
-		{
-			"doctype": "File",
-			"file_name": f"message-{doc.name}.eml",
-			"attached_to_doctype": "Email Channel Failure",
-			"attached_to_name": doc.name,
-			"attached_to_field": "raw_file",
-			"content": raw,
-			"is_private": 1,
-		}
-	).insert(ignore_permissions=True)
-	doc.db_set("raw_file", file.file_url)
-	return doc.name
-
-
-def header_summary(raw: bytes) -> dict:
-	"""Best-effort subject and sender for the failure list; the parser may be what failed."""
-	try:
-		msg = parse_message(raw)
-		return {
-			"subject": (msg.subject or "")[:990],
-			"sender": msg.sender.email if msg.sender else "",
-			"message_id": msg.message_id,
-		}
-	except Exception:
-		return {"subject": "", "sender": "", "message_id": ""}
-
-
-def retry_failure(name: str) -> IngestResult:
-	doc = frappe.get_doc("Email Channel Failure", name)
-	raw = frappe.get_doc("File", {"file_url": doc.raw_file}).get_content()
-	if isinstance(raw, str):
-		raw = raw.encode("utf-8", "surrogateescape")
-	channel = frappe.get_doc("Email Channel", doc.channel)
-	result = ingest_raw(channel, raw, doc.source, failure=doc.name)
-	if result.outcome != "failed":
-		frappe.db.set_value("Email Channel Failure", name, {"status": "Retried", "ticket": result.ticket})
-		frappe.db.commit()
-	return result

@@ -15,7 +15,7 @@ import frappe
 from frappe.utils import now_datetime
 
 from usedesk_email.channel_config import ca_file, imap_settings
-from usedesk_email.ingest import ingest_pending
+from usedesk_email.ingest_batch import IngestBatch
 from usedesk_email.mail.errors import AuthenticationError, MailError, redact
 from usedesk_email.mail.imap_session import FetchedMessage, drain
 from usedesk_email.mail.parse import parse_message
@@ -59,11 +59,15 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 			return {"result": "busy"}
 		doc = frappe.get_doc("Email Channel", channel)
 		counts = {"stored": 0, "duplicate": 0, "ignored": 0, "failed": 0}
+		batch = IngestBatch(doc)
 
 		def handle(message: FetchedMessage) -> bool:
-			result = ingest_pending(doc, message.raw, f"IMAP UID {message.uid}", parsed=message.prepared)
-			counts[result.outcome.split(":")[0]] += 1
+			batch.add(message.raw, f"IMAP UID {message.uid}", parsed=message.prepared)
 			return True
+
+		def commit() -> None:
+			for result in batch.commit():
+				counts[result.outcome.split(":")[0]] += 1
 
 		try:
 			with ca_file(doc) as ca:
@@ -74,7 +78,7 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 						handle,
 						known_uidvalidity=int(doc.uidvalidity) if doc.uidvalidity else None,
 						time_budget=time_budget,
-						commit=frappe.db.commit,  # once per batch, before it is marked read
+						commit=commit,  # once per batch, before it is marked read
 						prepare=parse_message,  # in a worker process, a batch ahead of the storing
 					),
 				)

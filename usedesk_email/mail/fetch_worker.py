@@ -27,6 +27,7 @@ from usedesk_email.mail.imap_session import FetchedMessage, ImapSession, ImapSet
 
 _LENGTH = struct.Struct("!Q")
 STOP_TIMEOUT = 30.0  # seconds a stopping worker gets to log out before it is killed
+FIRST_BATCH_SIZE = 5  # messages; the first batch is waited for, so it is kept short
 
 
 def write_frame(out: BinaryIO, value: object) -> None:
@@ -107,6 +108,8 @@ class FetchWorker:
 	) -> Iterator[list[FetchedMessage]]:
 		"""As ImapSession.fetch_batches; the next batch is asked for before this one is handed out."""
 		plan = self._call("plan", sorted(uids), batch_size, batch_bytes)
+		if plan and len(plan[0]) > FIRST_BATCH_SIZE:  # the caller starts while the rest is parsed
+			plan[:1] = [plan[0][:FIRST_BATCH_SIZE], plan[0][FIRST_BATCH_SIZE:]]
 		pending = self._send("fetch_batch", plan[0], self._prepare) if plan else None
 		for index in range(len(plan)):
 			batch = self._answer(pending)

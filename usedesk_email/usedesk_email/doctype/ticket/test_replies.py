@@ -11,7 +11,8 @@ import requests
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_to_date, now_datetime
 
-from usedesk_email.ingest import LEDGER, ingest_raw
+from usedesk_email.ingest import LEDGER
+from usedesk_email.ingest_batch import ingest_raw
 from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.outgoing import due_replies, send_communication
 from usedesk_email.poll import poll_channel

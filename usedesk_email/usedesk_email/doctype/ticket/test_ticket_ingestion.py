@@ -5,13 +5,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from email.message import EmailMessage
 
 import frappe
+from frappe.custom.doctype.property_setter.property_setter import make_property_setter
 from frappe.desk.form.load import get_communications
 from frappe.tests.utils import FrappeTestCase
 
-from usedesk_email.ingest import ingest_raw, log_failure
+from usedesk_email.ingest_batch import IngestBatch, ingest_raw
+from usedesk_email.ingest_failures import log_failure
 from usedesk_email.install import FILE_HASH_INDEX
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.thread_keys import ticket_token
@@ -131,7 +134,7 @@ class TestTicketIngestion(FrappeTestCase):
 		frappe.db.commit()
 		script = f"""
 			import frappe
-			from usedesk_email.ingest import ingest_raw
+			from usedesk_email.ingest_batch import ingest_raw
 			channel = frappe.get_doc("Email Channel", {self.channel.name!r})
 			print(ingest_raw(channel, {raw!r}, "race").outcome)
 			"""
@@ -243,6 +246,74 @@ class TestTicketIngestion(FrappeTestCase):
 		failure.retry()
 		failure.reload()
 		self.assertEqual((failure.status, failure.attempts), ("Failed", 2), "still no sender: still failed")
+
+	def test_a_message_failing_after_its_first_file_leaves_no_file_behind(self):
+		"""An admin allows one attachment per Communication (Customize Form): a letter with two
+		fails after its first file was written; the rollback deletes that file from disk."""
+		property_setter = make_property_setter("Communication", None, "max_attachments", 1, "Int", True)
+		frappe.db.commit()
+		self.addCleanup(self.drop_property_setter, property_setter.name)
+		first = f"{self.box.user}-first.bin"
+		letter = EmailMessage()
+		letter["From"], letter["To"] = "client@example.org", "help@example.com"
+		letter["Subject"], letter["Message-ID"] = "Two files", f"<{self.box.user}-two@client.example>"
+		letter.set_content("Two files.")
+		for name in (first, "second.bin"):
+			letter.add_attachment(
+				os.urandom(2000), maintype="application", subtype="octet-stream", filename=name
+			)
+		self.deliver(mail("Fine before", message_id=f"{self.box.user}-b@client.example"))
+		self.deliver(letter.as_bytes())
+		self.deliver(mail("Fine after", message_id=f"{self.box.user}-a@client.example"))
+
+		outcome = self.poll()
+		self.assertEqual((outcome["stored"], outcome["failed"]), (2, 1), outcome)
+		failure = frappe.get_last_doc("Email Channel Failure", filters={"channel": self.channel.name})
+		self.assertIn("Maximum Attachment Limit", failure.error)
+		self.assertFalse(frappe.get_all("File", filters={"file_name": first}))
+		self.assertFalse(os.path.exists(frappe.get_site_path("private", "files", first)))
+		self.assertEqual(len(messages_of(self.channel.name)), 2)
+
+	def drop_property_setter(self, name: str) -> None:
+		frappe.delete_doc("Property Setter", name, ignore_permissions=True)
+		frappe.clear_cache(doctype="Communication")
+		frappe.db.commit()
+
+	def test_rewriting_a_batch_settles_a_message_another_worker_stored_meanwhile(self):
+		"""After a failure the batch is written again; a message stored in its first pass may
+		by then be a duplicate: a second worker was waiting for its key and stored it."""
+		raced = mail("Raced", message_id=f"{self.box.user}-race@client.example")
+		frappe.db.commit()
+		batch = IngestBatch(self.channel)
+		batch.add(raced, "first worker")  # not committed: holds the message's ledger key
+		child = start_site_script(
+			f"""
+			import frappe
+			from usedesk_email.ingest_batch import ingest_raw
+			channel = frappe.get_doc("Email Channel", {self.channel.name!r})
+			print(ingest_raw(channel, {raced!r}, "second worker").outcome)
+			"""
+		)
+		self.wait_for_lock_wait(child)
+		batch.add(b"Subject: no sender\r\n\r\nx\r\n", "first worker")  # fails: rollback, rewrite
+		results = batch.commit()
+		out, err = child.communicate(timeout=120)
+		self.assertEqual(child.returncode, 0, err)
+		self.assertEqual(out.strip().splitlines()[-1], "stored")
+		self.assertEqual([r.outcome for r in results], ["duplicate", "failed"])
+		self.assertEqual(len(messages_of(self.channel.name)), 1)
+
+	def wait_for_lock_wait(self, child: subprocess.Popen, timeout: float = 60) -> None:
+		"""Until the child's INSERT of the same ledger key is running (it cannot finish before
+		this transaction ends): this site's own database user sees its own threads."""
+		deadline = time.monotonic() + timeout
+		while not frappe.db.sql(
+			"""SELECT 1 FROM information_schema.PROCESSLIST
+			WHERE ID != CONNECTION_ID() AND INFO LIKE 'INSERT INTO `tabEmail Channel Message`%%'"""
+		):
+			self.assertIsNone(child.poll(), "the second worker ended without waiting for the key")
+			self.assertLess(time.monotonic(), deadline, "the second worker never waited for the key")
+			time.sleep(0.05)
 
 	def test_retry_stores_a_logged_message(self):
 		raw = mail("Stored on retry", message_id="retry@client.example")
