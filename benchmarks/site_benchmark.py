@@ -40,6 +40,7 @@ import os
 import random
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import uuid
@@ -125,7 +126,9 @@ def peak_rss_mb() -> float:
 
 class WorkerPeak:
 	"""The largest VmHWM of this process's IMAP fetch workers, sampled while they run (each
-	is a process of its own, so the phase's own VmHWM does not include it)."""
+	is a process of its own, so the phase's own VmHWM does not include it). VmHWM is a
+	high-water mark, so a sample shortly before the worker ends holds its peak; only this
+	process's children are looked at, to keep the sampling out of the measured work."""
 
 	def __init__(self) -> None:
 		self.mb = 0.0
@@ -141,20 +144,19 @@ class WorkerPeak:
 		self._thread.join()
 
 	def _sample(self) -> None:
-		me = str(os.getpid())
-		while not self._stop.wait(0.02):
-			for pid in filter(str.isdigit, os.listdir("/proc")):
+		children = f"/proc/{os.getpid()}/task/{os.getpid()}/children"  # spawned by the main thread
+		while not self._stop.wait(0.05):
+			with open(children) as f:
+				pids = f.read().split()
+			for pid in pids:
 				try:
-					with open(f"/proc/{pid}/stat") as f:
-						if f.read().rsplit(")", 1)[1].split()[1] != me:
-							continue
 					with open(f"/proc/{pid}/cmdline", "rb") as f:
 						if b"fetch_worker" not in f.read():
 							continue
 					with open(f"/proc/{pid}/status") as f:
 						line = next(line for line in f if line.startswith("VmHWM:"))
 					self.mb = max(self.mb, int(line.split()[1]) / 1024)
-				except (OSError, StopIteration, IndexError):
+				except (OSError, StopIteration):
 					pass
 
 
@@ -465,11 +467,13 @@ def main() -> None:
 	from usedesk_email.testing.smtp_server import SmtpTestServer
 
 	skip = set(args.skip.split(","))
-	for path in {*sys.path, os.path.dirname(frappe.__file__), os.path.dirname(usedesk_email.__file__)}:
+	for path in (
+		sysconfig.get_paths()["purelib"],
+		*(os.path.dirname(p.__file__) for p in (frappe, usedesk_email)),
+	):
 		# A production bench has its bytecode; without it (PYTHONDONTWRITEBYTECODE, editable
 		# installs, uv's installs) each phase would first compile what it imports.
-		if os.path.isdir(path):
-			compileall.compile_dir(path, quiet=1, workers=os.cpu_count() or 1)
+		compileall.compile_dir(path, quiet=1, workers=os.cpu_count() or 1)
 	frappe.init(site=args.site, sites_path=".")
 	frappe.connect()
 	messages = corpus(args.n)

@@ -184,6 +184,49 @@ def test_with_a_commit_per_batch_a_failure_marks_nothing_of_that_batch(mailbox, 
 	assert seen_uids(mailbox) == {1, 2, 3}
 
 
+@pytest.mark.parametrize("prepare", [None, parse_message], ids=["in-process", "fetch worker"])
+def test_begin_batch_sees_each_batch_before_its_messages_and_its_failure_marks_nothing(mailbox, prepare):
+	fill(mailbox, range(1, 8))
+	events = []
+
+	def begin_batch(batch: list[FetchedMessage]) -> None:
+		events.append(("batch", [m.uid for m in batch], [m.prepared is not None for m in batch]))
+
+	def handle(message: FetchedMessage) -> bool:
+		events.append(("handle", message.uid))
+		return True
+
+	drain(
+		settings_for(mailbox),
+		handle,
+		batch_size=3,
+		commit=lambda: None,
+		prepare=prepare,
+		begin_batch=begin_batch,
+	)
+	batches = [e[1] for e in events if e[0] == "batch"]
+	assert [uid for batch in batches for uid in batch] == list(range(1, 8))
+	for batch in batches:  # every batch is seen before its first message is handled
+		assert events.index(("batch", batch, [prepare is not None] * len(batch))) + 1 == events.index(
+			("handle", batch[0])
+		)
+
+	fill(mailbox, range(8, 11))
+
+	def failing_begin(batch: list[FetchedMessage]) -> None:
+		raise RuntimeError("lookup failed")
+
+	with pytest.raises(RuntimeError, match="lookup failed"):
+		drain(
+			settings_for(mailbox),
+			acknowledge_all,
+			commit=lambda: None,
+			prepare=prepare,
+			begin_batch=failing_begin,
+		)
+	assert seen_uids(mailbox) == set(range(1, 8))
+
+
 KILLER = """
 import json, os, signal, sys
 from usedesk_email.mail.imap_session import ImapSettings, drain

@@ -8,11 +8,11 @@ message waits on that index and then fails as a duplicate instead of storing it 
 import hashlib
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import frappe
 from frappe.utils import convert_utc_to_system_timezone, now_datetime
-from frappe.utils.caching import request_cache
 
 from usedesk_email.channel_config import own_addresses
 from usedesk_email.mail.message import Address, Kind, ParsedMessage
@@ -319,20 +319,50 @@ def drop_pending_links() -> None:
 	frappe.local.usedesk_pending_links = None
 
 
-@request_cache  # one lookup per sender in a poll of many messages
 def timeline_links_of(email: str) -> tuple[tuple[str, str], ...]:
 	"""The Contact of an address (the first, as Frappe takes it) and what it links to."""
+	email = email.lower()
+	known = getattr(frappe.local, "usedesk_timeline_links", None)
+	if known is None:
+		return query_timeline_links({email}).get(email, ())
+	if email not in known:
+		load_timeline_links([email])
+	return known[email]
+
+
+def remember_timeline_links() -> None:
+	"""From now until `forget_timeline_links`, an address's Contact is looked up once: a
+	batch of mail looks up the addresses of all its messages in one query first."""
+	if getattr(frappe.local, "usedesk_timeline_links", None) is None:
+		frappe.local.usedesk_timeline_links = {}
+
+
+def forget_timeline_links() -> None:
+	frappe.local.usedesk_timeline_links = None
+
+
+def load_timeline_links(emails: Iterable[str]) -> None:
+	known = frappe.local.usedesk_timeline_links
+	wanted = {email.lower() for email in emails if email} - known.keys()
+	if wanted:
+		found = query_timeline_links(wanted)
+		known.update((email, found.get(email, ())) for email in wanted)
+
+
+def query_timeline_links(emails: set[str]) -> dict[str, tuple[tuple[str, str], ...]]:
 	rows = frappe.db.sql(
-		"""SELECT contact.parent, link.link_doctype, link.link_name FROM `tabContact Email` contact
+		"""SELECT contact.email_id, contact.parent, link.link_doctype, link.link_name
+		FROM `tabContact Email` contact
 		LEFT JOIN `tabDynamic Link` link ON link.parenttype='Contact' AND link.parent=contact.parent
-		WHERE contact.email_id=%s""",
-		(email,),
+		WHERE contact.email_id IN %s""",
+		(list(emails),),
 	)
-	if not rows:
-		return ()
-	contact = rows[0][0]
-	links = ((doctype, name) for parent, doctype, name in rows if parent == contact and doctype)
-	return (("Contact", contact), *links)
+	found: dict[str, list[tuple[str, str]]] = {}
+	for email, contact, doctype, name in rows:
+		links = found.setdefault(email.lower(), [("Contact", contact)])
+		if contact == links[0][1] and doctype:
+			links.append((doctype, name))
+	return {email: tuple(links) for email, links in found.items()}
 
 
 def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:

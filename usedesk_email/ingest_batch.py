@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 import frappe
 
-from usedesk_email.ingest import LEDGER, IngestResult, dedupe_key, store
+from usedesk_email.ingest import (
+	LEDGER,
+	IngestResult,
+	dedupe_key,
+	forget_timeline_links,
+	load_timeline_links,
+	remember_timeline_links,
+	store,
+)
 from usedesk_email.ingest_failures import log_failure
 from usedesk_email.mail.message import ParsedMessage
 from usedesk_email.mail.parse import parse_message
@@ -34,6 +42,19 @@ class PendingMessage:
 class IngestBatch:
 	channel: object
 	pending: list[PendingMessage] = field(default_factory=list)
+
+	def __enter__(self) -> "IngestBatch":
+		return self
+
+	def __exit__(self, *exc_info: object) -> None:
+		forget_timeline_links()
+
+	def expect(self, messages: list[ParsedMessage]) -> None:
+		"""The messages about to be added: their people's Contacts are looked up in one query."""
+		remember_timeline_links()
+		load_timeline_links(
+			address.email for msg in messages for address in (msg.sender, *msg.to, *msg.cc) if address
+		)
 
 	def add(
 		self, raw: bytes, source: str, parsed: ParsedMessage | None = None, failure: str | None = None
@@ -90,6 +111,7 @@ class IngestBatch:
 	def commit(self) -> list[IngestResult]:
 		"""Commit the batch; returns what became of each of its messages, in order."""
 		frappe.db.commit()
+		forget_timeline_links()  # the next batch sees Contacts made meanwhile
 		results = [message.result for message in self.pending]
 		self.pending = []
 		return results

@@ -70,7 +70,7 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 				counts[result.outcome.split(":")[0]] += 1
 
 		try:
-			with ca_file(doc) as ca:
+			with ca_file(doc) as ca, batch:
 				result = with_fresh_token(
 					doc.incoming_type,
 					lambda refresh: drain(
@@ -80,6 +80,9 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 						time_budget=time_budget,
 						commit=commit,  # once per batch, before it is marked read
 						prepare=parse_message,  # in a worker process, a batch ahead of the storing
+						begin_batch=lambda messages: batch.expect(
+							[m.prepared for m in messages if m.prepared]
+						),
 					),
 				)
 		except MailError as e:

@@ -404,6 +404,7 @@ def drain(
 	clock: Callable[[], float] = time.monotonic,
 	commit: Callable[[], None] | None = None,
 	prepare: Callable[[bytes], object] | None = None,
+	begin_batch: Callable[[list[FetchedMessage]], None] | None = None,
 ) -> DrainResult:
 	"""Hand every unread message of the folder to ``handle`` and mark read what it acknowledged.
 
@@ -421,6 +422,9 @@ def drain(
 	in a worker process (``fetch_worker``) that fetches the next batch and applies
 	``prepare`` to each of its messages while ``handle`` works on this one; the result is the
 	message's ``prepared`` (None where ``prepare`` failed).
+
+	``begin_batch`` sees each batch before its messages are handed over one by one (to look
+	up what they need in one go); an exception from it counts as one from ``handle``.
 	"""
 	from usedesk_email.mail.fetch_worker import FetchWorker  # it imports this module
 
@@ -446,7 +450,7 @@ def drain(
 				break
 			result.batches += 1
 			result.largest_batch_bytes = max(result.largest_batch_bytes, sum(m.size for m in batch))
-			_handle_batch(session, batch, handle, result, clock, deadline, commit)
+			_handle_batch(session, batch, handle, result, clock, deadline, commit, begin_batch)
 		if result.out_of_time:
 			result.remaining = len(unseen) - result.fetched
 	return result
@@ -460,9 +464,12 @@ def _handle_batch(
 	clock: Callable[[], float],
 	deadline: float,
 	commit: Callable[[], None] | None,
+	begin_batch: Callable[[list[FetchedMessage]], None] | None,
 ) -> None:
 	acknowledged: list[int] = []
 	try:
+		if begin_batch is not None:
+			begin_batch(batch)
 		for message in batch:
 			if clock() >= deadline:
 				result.out_of_time = True

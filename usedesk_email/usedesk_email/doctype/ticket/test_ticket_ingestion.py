@@ -418,6 +418,21 @@ class TestTicketIngestion(FrappeTestCase):
 		)
 		self.assertFalse(frappe.get_all("Communication Link", filters={"parent": by_sender[stranger]}))
 
+	def test_a_contact_made_after_a_poll_is_linked_by_the_next_one(self):
+		"""Contacts are looked up once per batch, not remembered across polls."""
+		sender = f"later-{self.box.user}@example.org"
+		self.deliver(mail("Before", sender=sender, message_id=f"{self.box.user}-l1@x.example"))
+		self.assertEqual(self.poll()["stored"], 1)
+		contact = self.contact(sender)
+		self.deliver(mail("After", sender=sender, message_id=f"{self.box.user}-l2@x.example"))
+		self.assertEqual(self.poll()["stored"], 1)
+		after = frappe.db.get_value("Communication", {"message_id": f"{self.box.user}-l2@x.example"})
+		self.assertEqual(self.on_timeline("Contact", contact.name), {after})
+		self.assertEqual(
+			frappe.db.get_value("Ticket", {"channel": self.channel.name, "subject": "After"}, "contact"),
+			contact.name,
+		)
+
 	def on_timeline(self, doctype: str, name: str) -> set[str]:
 		"""What the desk shows on that document's timeline: Frappe's own query, by Communication Link."""
 		return {c.name for c in get_communications(doctype, name)}
