@@ -237,9 +237,11 @@ def open_ticket(
 			"last_message_at": message_date,
 			"previous_ticket": previous,
 		},
-		before=("before_insert", "validate", "before_save"),
+		before=("before_insert", "before_validate", "validate", "before_save"),
 		after=("after_insert", "on_update"),  # assignment rules, notifications, other apps' hooks
 	)
+	ticket.notify_update()  # the desk's Ticket list shows it at once
+	ticket.run_method("on_change")  # milestone trackers, energy point rules
 	return frappe._dict(name=name, status=ticket.status, first_response_at=None, is_new=True)
 
 

@@ -1,6 +1,7 @@
 # Copyright (c) 2026, usedesk_email developers and contributors
 # For license information, please see license.txt
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import frappe
 from frappe.custom.doctype.property_setter.property_setter import make_property_setter
 from frappe.desk.form.load import get_communications
 from frappe.tests.utils import FrappeTestCase
+from frappe.utils.background_jobs import get_redis_connection_without_auth
 
 from usedesk_email.ingest_batch import IngestBatch, ingest_raw
 from usedesk_email.ingest_failures import log_failure
@@ -20,7 +22,13 @@ from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.poll import poll_channel
 from usedesk_email.testing.dovecot import DovecotServer
-from usedesk_email.usedesk_email.test_support import dovecot_channel, mail, messages_of, record_outgoing
+from usedesk_email.usedesk_email.test_support import (
+	dovecot_channel,
+	mail,
+	messages_of,
+	record_outgoing,
+	tickets_of,
+)
 
 EML = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "tests", "eml")
 
@@ -228,6 +236,45 @@ class TestTicketIngestion(FrappeTestCase):
 		self.assertEqual(len(frappe.get_all("Ticket", filters={"channel": self.channel.name})), 1)
 		self.assertEqual(frappe.db.get_value("Ticket", ticket, "status"), "Replied")
 		self.assertEqual(len(messages_of(self.channel.name)), 2)
+
+	def test_a_new_ticket_runs_frappes_insert_events_and_reaches_the_desk_live(self):
+		"""A Milestone Tracker on the ticket's status (it runs on on_change) records the
+		opening, and the desk is told at once: the Ticket list, and the ticket's timeline."""
+		tracker = frappe.get_doc(
+			{"doctype": "Milestone Tracker", "document_type": "Ticket", "track_field": "status"}
+		).insert(ignore_permissions=True)
+		frappe.db.commit()
+		self.addCleanup(self.drop, "Milestone Tracker", tracker.name)
+		events = get_redis_connection_without_auth().pubsub(ignore_subscribe_messages=True)
+		events.subscribe("events")
+		self.addCleanup(events.close)
+		self.deliver(mail("Live", message_id=f"{self.box.user}-live@client.example"))
+		self.assertEqual(self.poll()["stored"], 1)
+
+		ticket = str(tickets_of(self.channel.name)[0])
+		milestones = frappe.get_all(
+			"Milestone",
+			filters={"reference_type": "Ticket", "reference_name": ticket},
+			fields=["track_field", "value", "milestone_tracker"],
+		)
+		self.assertEqual(
+			milestones, [{"track_field": "status", "value": "Open", "milestone_tracker": tracker.name}]
+		)
+		comm = messages_of(self.channel.name)[0]
+		expected = {("list_update", "Ticket", ticket), ("docinfo_update", f"doc:Ticket/{ticket}", comm.name)}
+		seen = set()
+		deadline = time.monotonic() + 10
+		while not expected <= seen and time.monotonic() < deadline:
+			if message := events.get_message(timeout=0.5):  # None: a subscription notice, or none yet
+				event = json.loads(message["data"])
+				body = event["message"]
+				seen.add((event["event"], body.get("doctype"), str(body.get("name"))))
+				seen.add((event["event"], event["room"], body.get("doc", {}).get("name")))
+		self.assertLessEqual(expected, seen)
+
+	def drop(self, doctype: str, name: str) -> None:
+		frappe.delete_doc(doctype, name, ignore_permissions=True, force=True)
+		frappe.db.commit()
 
 	def test_failing_message_is_logged_raw_and_the_others_are_ingested(self):
 		no_sender = b"To: help@example.com\r\nSubject: Who am I\r\nMessage-ID: <nofrom@x>\r\n\r\nbody\r\n"
