@@ -15,6 +15,7 @@ from frappe.desk.form.load import get_communications
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils.background_jobs import get_redis_connection_without_auth
 
+from usedesk_email.ingest import LEDGER
 from usedesk_email.ingest_batch import IngestBatch, ingest_raw
 from usedesk_email.ingest_failures import log_failure
 from usedesk_email.install import FILE_HASH_INDEX
@@ -275,6 +276,27 @@ class TestTicketIngestion(FrappeTestCase):
 	def drop(self, doctype: str, name: str) -> None:
 		frappe.delete_doc(doctype, name, ignore_permissions=True, force=True)
 		frappe.db.commit()
+
+	def test_rows_are_named_in_the_order_they_are_written(self):
+		"""So a large tabCommunication is written at one end, not at random pages."""
+		for n in range(4):
+			self.deliver(mail(f"Order {n}", message_id=f"{self.box.user}-o{n}@client.example"))
+			self.assertEqual(self.poll()["stored"], 1)
+			time.sleep(0.002)  # names are ordered by the millisecond
+		communications = frappe.get_all(
+			"Communication",
+			filters={"name": ("in", [m.name for m in messages_of(self.channel.name)])},
+			fields=["name", "subject"],
+			order_by="creation asc",
+		)
+		self.assertEqual([c.subject for c in communications], [f"Order {n}" for n in range(4)])
+		names = [c.name for c in communications]
+		self.assertEqual(names, sorted(names))
+		ledger = frappe.get_all(
+			LEDGER, filters={"channel": self.channel.name}, pluck="name", order_by="creation asc"
+		)
+		self.assertEqual(len(ledger), 4)
+		self.assertEqual(ledger, sorted(ledger))
 
 	def test_failing_message_is_logged_raw_and_the_others_are_ingested(self):
 		no_sender = b"To: help@example.com\r\nSubject: Who am I\r\nMessage-ID: <nofrom@x>\r\n\r\nbody\r\n"
