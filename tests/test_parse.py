@@ -61,7 +61,9 @@ def test_utf8_alternative_keeps_text_and_sanitised_html():
 	assert m.subject == "Grüße aus München"
 	assert m.sender == Address("juergen@client.example", "Jürgen Müller")
 	assert m.text == "Grüße, die Rechnung € 42 ist bezahlt."
-	assert '<a href="https://pay.example/r/42">bezahlt</a>' in m.html
+	assert (
+		'<a href="https://pay.example/r/42" target="_blank" rel="noopener noreferrer">bezahlt</a>' in m.html
+	)
 	assert '<table border="1"><tr><td>Summe</td>' in m.html
 	assert "<html" not in m.html and "<body" not in m.html
 
@@ -362,7 +364,10 @@ def test_xss_in_html_is_removed():
 	):
 		assert bad not in html, bad
 	assert "<p>Dear agent, please see the invoice.</p>" in m.html
-	assert '<a href="https://safe.example/path?a=1&amp;b=2">safe link</a>' in m.html
+	assert (
+		'<a href="https://safe.example/path?a=1&amp;b=2" target="_blank" rel="noopener noreferrer">safe link</a>'
+		in m.html
+	)
 	assert '<div style="color:red">styled</div>' in m.html
 	assert "<table><tr><td>cell</td></tr></table>" in m.html
 	assert '<img src="cid:logo@evil.example" alt="logo">' in m.html

@@ -1,10 +1,11 @@
 """The allow-list HTML sanitiser: hostile markup goes, ordinary mail formatting stays."""
 
+import re
 from html.parser import HTMLParser
 
 import pytest
 
-from usedesk_email.mail.sanitize import safe_style, safe_url, sanitise_html
+from usedesk_email.mail.sanitize import MAX_DEPTH, MAX_INDENT_DEPTH, safe_style, safe_url, sanitise_html
 
 _URL_ATTRS = {"href", "src", "cite", "background", "action", "formaction", "srcset", "data", "xlink:href"}
 
@@ -104,7 +105,14 @@ def test_ordinary_formatting_survives():
 		'<img src="cid:image001.png@01D" alt="logo" width="20" height="10"><img src="https://example.com/i.png">'
 		"<h1>H1</h1><span>span</span><br></div>"
 	)
-	assert sanitise_html(html) == html.replace("<hr>", "<hr>")
+	expected = (
+		html.replace('title="t">', 'title="t" target="_blank" rel="noopener noreferrer">')
+		.replace('example">mail', 'example" target="_blank" rel="noopener noreferrer">mail')
+		.replace('+123">tel', '+123" target="_blank" rel="noopener noreferrer">tel')
+		.replace('<a href="#top">anchor', "<a>anchor")  # relative: could act on the desk
+		.replace('<img src="https://example.com/i.png">', '<img data-remote-src="https://example.com/i.png">')
+	)
+	assert sanitise_html(html) == expected
 
 
 def test_style_block_content_is_dropped_not_shown():
@@ -123,7 +131,7 @@ def test_attribute_values_are_re_escaped():
 
 def test_unclosed_tags_are_closed_and_stray_end_tags_dropped():
 	assert sanitise_html("<div><b>bold<a href='https://x.example'>link") == (
-		'<div><b>bold<a href="https://x.example">link</a></b></div>'
+		'<div><b>bold<a href="https://x.example" target="_blank" rel="noopener noreferrer">link</a></b></div>'
 	)
 	assert sanitise_html("</div></b>text</p>") == "text"
 
@@ -150,8 +158,11 @@ def test_empty_input():
 		(" http://example.com ", "http://example.com"),
 		("mailto:x@example.com", "mailto:x@example.com"),
 		("cid:abc@def", "cid:abc@def"),
-		("/relative/path", "/relative/path"),
-		("#anchor", "#anchor"),
+		("/relative/path", None),
+		("/api/method/logout", None),
+		("../private/files/x.png", None),
+		("#anchor", None),
+		("x", None),
 		("//cdn.example/x.png", "//cdn.example/x.png"),
 		("javascript:alert(1)", None),
 		("\tjavascript:alert(1)", None),
@@ -173,4 +184,208 @@ def test_data_images_only_in_img():
 def test_safe_style_keeps_harmless_declarations():
 	assert safe_style("color: red; width: expression(x); font-size:12pt") == "color:red;font-size:12pt"
 	assert safe_style("background:url(https://x)") == ""
-	assert safe_style("color:red/**/;x:y") == "x:y"
+	assert safe_style("color:red/**/;x:y;font-weight:bold") == "font-weight:bold"
+
+
+# --- The mail view never reaches outside the mail -----------------------------------------
+
+
+@pytest.mark.parametrize(
+	"html",
+	[
+		'<div class="modal-backdrop fade show">Session expired</div>',
+		'<div class="modal show" style="display:block">Log in again</div>',
+		'<div class="navbar fixed-top">x</div>',
+		'<div class="page-container layout-main">x</div>',
+		'<button class="btn btn-primary">x</button>',
+		'<div id="body">x</div>',
+		'<div id="page-login" class="for-login">x</div>',
+		'<span class="usedesk-quoted">fake toggle</span>',
+		'<p class="GMAIL_QUOTE indicator-pill red">x</p>',
+	],
+)
+def test_desk_classes_and_ids_go(html):
+	for _tag, attrs in _Elements(sanitise_html(html)).tags:
+		assert set(attrs.get("class", "").lower().split()) <= {"gmail_quote"}, attrs
+		assert "id" not in attrs, attrs
+
+
+def test_quote_markers_stay_for_the_splitter():
+	out = sanitise_html(
+		'<div class="gmail_quote modal"><div class="gmail_attr x">On ... wrote:</div>'
+		'<div id="x_divRplyFwdMsg">From:</div><div id="mail-editor-reference-message-container">y</div>'
+		'<div class="moz-cite-prefix btn">z</div></div>'
+	)
+	assert out == (
+		'<div class="gmail_quote"><div class="gmail_attr">On ... wrote:</div>'
+		'<div id="x_divRplyFwdMsg">From:</div><div id="mail-editor-reference-message-container">y</div>'
+		'<div class="moz-cite-prefix">z</div></div>'
+	)
+
+
+@pytest.mark.parametrize(
+	"style",
+	[
+		"position:fixed;top:0;left:0",
+		"position : absolute",
+		"POSITION:FIXED",
+		"z-index:99999",
+		"top:0",
+		"inset:0",
+		"transform:translate(-100px,-100px)",
+		"translate:0 -500px",
+		"margin-top:-500px",
+		"margin:0 0 0 -2000px",
+		"margin: -.5in",
+		"width:100vw",
+		"height:100vh",
+		"min-height:100vmax",
+		"display:contents",
+		"background-image:url(https://tracker.example/p.gif)",
+		"background:image-set('https://tracker.example/p.gif' 1x)",
+		"background:-webkit-image-set(url(//t.example/p) 1x)",
+		"list-style:url(https://t.example/p)",
+		"cursor:url(https://t.example/c),auto",
+		"content:'x'",
+		"width:calc(100% + 500px)",
+		"width:var(--x)",
+		"font-family:x;@import 'https://t.example/a.css'",
+		"behavior:url(x.htc)",
+		"color:re\\64",
+	],
+)
+def test_styles_cannot_position_transform_or_load(style):
+	out = sanitise_html(f'<div style="{style}">x</div>')
+	for _tag, attrs in _Elements(out).tags:
+		kept = attrs.get("style", "").lower()
+		for bad in ("position", "z-index", "top", "inset", "transform", "translate", "vw", "vh", "@"):
+			assert bad not in kept, out
+		assert not re.search(r"-\s*[\d.]", kept), out
+		assert "(" not in kept or kept.startswith(("color:rgb", "background-color:rgb")), out
+
+
+def test_ordinary_styles_stay():
+	style = (
+		"color:#333;background-color:rgb(255, 255, 255);font-family:Arial, sans-serif;font-size:14px;"
+		"padding:0 10px;margin:0 0 1em;border-left:1px solid #ccc;width:600px;text-align:center"
+	)
+	assert safe_style(style) == style.replace(": ", ":")
+
+
+@pytest.mark.parametrize(
+	"src",
+	[
+		"/api/method/logout",
+		"api/method/logout",
+		"./api/method/logout",
+		"../../api/method/logout",
+		"/private/files/secret.png",
+		"/\\evil.example/x.png",
+		"\\\\evil.example\\x.png",
+		" /app/user ",
+		"?cmd=logout",
+		"#x",
+	],
+)
+def test_relative_sources_and_links_are_dropped(src):
+	out = sanitise_html(f'<img src="{src}" alt="a"><a href="{src}">link</a>')
+	assert "logout" not in out and "evil" not in out and "private" not in out and "app/user" not in out
+	assert "link" in out
+
+
+@pytest.mark.parametrize(
+	"src",
+	[
+		"https://tracker.example/open.gif?id=1",
+		"http://tracker.example/open.gif",
+		"HTTPS://TRACKER.EXAMPLE/P.GIF",
+		"//tracker.example/p.gif",
+		" https://tracker.example/p.gif",
+		"ftp://tracker.example/p.gif",
+	],
+)
+def test_remote_images_wait_for_show_images(src):
+	out = sanitise_html(f'<p>hi<img src="{src}" width="1" height="1"></p>')
+	(img,) = [attrs for tag, attrs in _Elements(out).tags if tag == "img"]
+	assert "src" not in img
+	assert img["data-remote-src"] == src.strip()
+	# quoted into a letter, the reader's client decides: the address is back in src
+	letter = sanitise_html(out, load_images=True)
+	(img,) = [attrs for tag, attrs in _Elements(letter).tags if tag == "img"]
+	assert img["src"] == src.strip() and "data-remote-src" not in img
+
+
+def test_inline_images_load_at_once():
+	out = sanitise_html('<img src="cid:logo@x"><img src="data:image/png;base64,AAAA">')
+	assert [a.get("src") for _t, a in _Elements(out).tags] == ["cid:logo@x", "data:image/png;base64,AAAA"]
+
+
+def test_mail_cannot_plant_its_own_remote_source():
+	out = sanitise_html('<img data-remote-src="/api/method/logout" src="cid:x"><p data-x="1">t</p>')
+	assert "logout" not in out and "data-x" not in out
+
+
+# --- Malformed markup keeps its text ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+	"html",
+	[
+		"<p>before</p><svg><circle r=1>",
+		"<p>before</p><svg width=10>",
+		"<p>before</p><math><mi>x",
+		"<p>before</p><object data=x>",
+		"<p>before</p><select><option>",
+		"<p>before</p><form><input>",
+		"<p>before</p><applet>",
+		"<p>before</p><svg><svg><svg>",
+	],
+)
+def test_unclosed_foreign_elements_keep_the_text_after_them(html):
+	out = sanitise_html(html + "<p>after the element</p>")
+	assert "before" in out and "after the element" in out
+	assert "<svg" not in out and "<math" not in out and "<object" not in out
+
+
+def test_code_inside_unwrapped_elements_still_goes():
+	out = sanitise_html("<svg><script>alert(1)</script><style>*{}</style><text>kept</text></svg>")
+	assert out == "kept"
+
+
+@pytest.mark.parametrize("tag", ["div", "blockquote", "ul", "li", "table", "span", "b"])
+def test_nesting_is_capped_and_the_text_kept(tag):
+	depth = 5000
+	html = f"<{tag}>level " * depth + "deepest"
+	out = sanitise_html(html)
+	assert out.count(f"<{tag}>") <= MAX_DEPTH
+	assert out.count("level") == depth and "deepest" in out
+	stack = max_open(out)
+	assert stack <= MAX_DEPTH
+
+
+def test_indenting_elements_have_a_lower_cap():
+	out = sanitise_html("<blockquote><ul><li>x" * 1000)
+	assert out.count("<blockquote>") + out.count("<ul>") + out.count("<li>") <= MAX_INDENT_DEPTH
+	assert out.count("x") == 1000
+
+
+def test_stray_end_tags_against_a_deep_stack_are_dropped():
+	out = sanitise_html("<b>" * 3000 + "text" + "</i>" * 3000)
+	assert out == "<b>" * MAX_DEPTH + "text" + "</b>" * MAX_DEPTH
+
+
+def max_open(html: str) -> int:
+	class Depth(HTMLParser):
+		depth = deepest = 0
+
+		def handle_starttag(self, tag, attrs):
+			if tag not in ("br", "img", "hr", "wbr", "col"):
+				self.depth += 1
+				self.deepest = max(self.deepest, self.depth)
+
+		def handle_endtag(self, tag):
+			self.depth -= 1
+
+	parser = Depth()
+	parser.feed(html)
+	return parser.deepest

@@ -60,7 +60,7 @@ def build_quote(history: Sequence[QuotedMessage]) -> Quote:
 	clipped = len(ordered) > QUOTE_MAX_MESSAGES
 	for index, message in enumerate(ordered[:QUOTE_MAX_MESSAGES]):
 		text = message.text.strip() or html_to_text(message.html)
-		body = sanitise_html(message.html) if message.html.strip() else text_to_html(text)
+		body = sanitise_html(message.html, load_images=True) if message.html.strip() else text_to_html(text)
 		if html_used + _size(body) > QUOTE_MAX_BYTES or text_used + _size(text) > QUOTE_MAX_BYTES:
 			clipped = True
 			if index:

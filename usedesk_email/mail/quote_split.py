@@ -12,6 +12,12 @@ from html import escape, unescape
 from itertools import accumulate
 
 from usedesk_email.mail.html_tokens import Token, token_at, tokenize
+from usedesk_email.mail.quote_markers import (
+	ATTRIBUTION_CLASSES,
+	HISTORY_CLASSES,
+	HISTORY_ID_ENDS,
+	HISTORY_IDS,
+)
 
 
 @dataclass(frozen=True)
@@ -240,12 +246,7 @@ _IMPLIED_END = {
 	"option": frozenset({"option"}),
 	"head": frozenset({"body"}),
 }
-# Markup that clients put around the quoted history, and around nothing else.
-_HISTORY_CLASSES = frozenset({"gmail_quote", "gmail_quote_container", "yahoo_quoted", "protonmail_quote"})
-_HISTORY_IDS = frozenset({"mail-editor-reference-message-container", "olk_src_body_section", "zwchr"})
-_HISTORY_ID_ENDS = ("divrplyfwdmsg", "appendonsend")  # Outlook on the web; nested copies get "x_"
 _OUTLOOK_RULE = re.compile(r"border-top\s*:\s*solid\s+#(?:e1e1e1|b5c4df)", re.I)
-_ATTRIBUTION_CLASSES = frozenset({"moz-cite-prefix", "gmail_attr"})
 
 
 def _classes(token: Token) -> set[str]:
@@ -258,9 +259,9 @@ def _opens_history(token: Token) -> bool:
 		return False
 	ident = attrs.get("id", "").lower()
 	return bool(
-		_classes(token) & _HISTORY_CLASSES
-		or ident in _HISTORY_IDS
-		or ident.endswith(_HISTORY_ID_ENDS)
+		_classes(token) & HISTORY_CLASSES
+		or ident in HISTORY_IDS
+		or ident.endswith(HISTORY_ID_ENDS)
 		or _OUTLOOK_RULE.search(attrs.get("style", ""))
 	)
 
@@ -287,7 +288,7 @@ class _OpenElements:
 			flags.append("hidden")
 		if token.tag == "pre":
 			flags.append("pre")
-		if _classes(token) & _ATTRIBUTION_CLASSES:
+		if _classes(token) & ATTRIBUTION_CLASSES:
 			flags.append("attribution")
 		return tuple(flags)
 

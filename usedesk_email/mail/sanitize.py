@@ -2,10 +2,16 @@
 
 Mail HTML is hostile input rendered in a logged-in session, so the output is rebuilt from
 parsed tokens: only listed tags and attributes survive, every text and attribute is
-re-escaped, URLs must use a harmless scheme, and elements that can run code or change the
-page (script, style, iframe, object, form, meta, base, svg...) are dropped. Ordinary
-formatting, links, tables, the markup of quoted history (class/id/type=cite) and `cid:`
-images stay.
+re-escaped, and URLs must be absolute with a harmless scheme. Elements whose content is
+code or hidden text (script, style, iframe, title, textarea...) go with their content;
+other unknown elements (svg, object, form...) go but their text stays, as a browser shows it.
+
+Mail HTML never reaches outside the mail by itself: classes and ids other than the quote
+markers of mail clients go (they would borrow the desk's styles), styles are an allow-list
+of properties without positioning or functions, relative URLs go (`/api/method/logout` in
+an image would act in the agent's session), and remote images keep their address only in
+`data-remote-src`, loaded when the agent asks ("Show images"). Nesting is capped, so the
+output never takes a browser or the HTML-to-text converter more than linear work.
 """
 
 import re
@@ -13,6 +19,7 @@ from html import escape
 from html.parser import HTMLParser
 
 from usedesk_email.mail.html_tokens import defuse
+from usedesk_email.mail.quote_markers import kept_classes, kept_id
 
 _ALLOWED_TAGS = frozenset(
 	"a abbr address article aside b bdi bdo big blockquote br caption center cite code col colgroup"
@@ -21,10 +28,9 @@ _ALLOWED_TAGS = frozenset(
 	" summary sup table tbody td tfoot th thead time tr tt u ul var wbr".split()
 )
 _VOID_TAGS = frozenset("br col hr img wbr".split())
-# Dropped together with everything inside them.
+# Dropped together with everything inside them: code, or text a browser does not show.
 _DROP_WITH_CONTENT = frozenset(
-	"script style title iframe frameset object applet noembed noframes noscript template svg math"
-	" xml textarea select".split()
+	"script style title iframe frameset noembed noframes noscript template textarea xmp".split()
 )
 _GLOBAL_ATTRS = frozenset("align class dir id lang style title valign bgcolor width height".split())
 _TAG_ATTRS = {
@@ -48,23 +54,48 @@ _TAG_ATTRS = {
 }
 _URL_ATTRS = frozenset({"href", "src", "cite"})
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel", "cid", "ftp"})
+_REMOTE_SCHEMES = frozenset({"http", "https", "ftp"})
+REMOTE_SRC = "data-remote-src"  # where a remote image's address waits for "Show images"
 _INLINE_IMAGE = re.compile(r"^data:image/(png|gif|jpe?g|webp|bmp);", re.I)
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):", re.I)
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]+")
-# CSS that can run code, load resources or lay itself over the desk's own interface.
 # "<![" not followed by a name makes Python 3.11's html.parser raise
 _BAD_MARKED_SECTION = re.compile(r"<!\[(?![A-Za-z])")
-_BAD_CSS = re.compile(
-	r"expression|javascript|vbscript|url\s*\(|@import|behavior|-moz-binding|position|\\|/\*", re.I
+# Properties that format text and boxes in place; nothing that positions, transforms or loads.
+_CSS_PROPERTIES = frozenset(
+	"""color background-color background border border-top border-right border-bottom border-left
+	border-color border-style border-width border-radius border-collapse border-spacing
+	border-top-color border-right-color border-bottom-color border-left-color border-top-style
+	border-right-style border-bottom-style border-left-style border-top-width border-right-width
+	border-bottom-width border-left-width margin margin-top margin-right margin-bottom margin-left
+	padding padding-top padding-right padding-bottom padding-left font font-family font-size
+	font-style font-variant font-weight text-align text-decoration text-indent text-transform
+	letter-spacing line-height word-spacing white-space word-break word-wrap overflow-wrap
+	vertical-align width height min-width max-width min-height max-height display list-style
+	list-style-type list-style-position table-layout direction unicode-bidi float clear
+	caption-side empty-cells""".split()
 )
+_CSS_FUNCTION = re.compile(r"([a-z-]*)\s*\(", re.I)
+_CSS_COLOR_FUNCTIONS = frozenset({"rgb", "rgba", "hsl", "hsla"})
+_BAD_CSS_VALUE = re.compile(r"[\\<>@]|/\*|expression|javascript|vbscript|url|image|v[wh]\b|vmin|vmax", re.I)
+_NEGATIVE = re.compile(r"(?:^|[\s,])-\s*[\d.]")
+_DISPLAY_VALUES = frozenset(
+	"block inline inline-block none table table-row table-cell table-row-group table-header-group"
+	" table-footer-group list-item flex inline-flex".split()
+)
+MAX_DEPTH = 100  # open elements; deeper markup keeps its text, not its tags
+# Elements whose every nested level indents each line of the text version ("> ", list
+# markers): fewer levels, so the text stays within a few times the size of the HTML.
+_INDENTING = frozenset({"blockquote", "ul", "ol", "dl", "li", "dd"})
+MAX_INDENT_DEPTH = 24
 
 
 def safe_url(value: str, tag: str) -> str | None:
-	"""The URL if its scheme is harmless (relative URLs are), else None."""
+	"""The URL if it is absolute with a harmless scheme (or an inline image), else None."""
 	compact = _INVISIBLE.sub("", value)
 	match = _SCHEME.match(compact)
 	if not match:
-		return value.strip() if ":" not in compact.split("/", 1)[0] else None
+		return value.strip() if compact.startswith("//") and len(compact) > 2 else None
 	scheme = match.group(1).lower()
 	if scheme in _SAFE_SCHEMES:
 		return value.strip()
@@ -73,27 +104,43 @@ def safe_url(value: str, tag: str) -> str | None:
 	return None
 
 
+def is_remote(url: str) -> bool:
+	match = _SCHEME.match(url)
+	return url.startswith("//") or bool(match and match.group(1).lower() in _REMOTE_SCHEMES)
+
+
 def safe_style(value: str) -> str:
-	"""Keep the harmless declarations of a style attribute."""
+	"""Keep the declarations of allowed properties whose values call no function but colours."""
 	kept = []
 	for declaration in value.split(";"):
 		prop, colon, val = declaration.partition(":")
-		if colon and prop.strip() and not _BAD_CSS.search(declaration):
-			kept.append(f"{prop.strip()}:{val.strip()}")
+		prop, val = prop.strip().lower(), val.strip()
+		if not colon or prop not in _CSS_PROPERTIES or not val or _BAD_CSS_VALUE.search(val):
+			continue
+		if any(f.lower() not in _CSS_COLOR_FUNCTIONS for f in _CSS_FUNCTION.findall(val)):
+			continue
+		if prop.startswith("margin") and _NEGATIVE.search(val):
+			continue  # pulls the mail over what stands above it
+		if prop == "display" and val.lower() not in _DISPLAY_VALUES:
+			continue
+		kept.append(f"{prop}:{val}")
 	return ";".join(kept)
 
 
 class _Sanitiser(HTMLParser):
-	def __init__(self) -> None:
+	def __init__(self, load_images: bool) -> None:
 		super().__init__(convert_charrefs=True)
+		self.load_images = load_images
 		self.out: list[str] = []
 		self.open: list[str] = []
+		self.open_count: dict[str, int] = {}
+		self.indent_depth = 0
 		self.skipping: list[str] = []
 
 	def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
 		if self.skipping:
 			if tag == self.skipping[0]:
-				self.skipping.append(tag)  # nested same-name element, e.g. <svg><svg>
+				self.skipping.append(tag)  # nested same-name element, e.g. <noscript><noscript>
 			return
 		if tag in _DROP_WITH_CONTENT:
 			self.skipping.append(tag)
@@ -101,44 +148,74 @@ class _Sanitiser(HTMLParser):
 		self._emit_start(tag, attrs)
 
 	def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-		if not self.skipping and tag not in _DROP_WITH_CONTENT:
-			self._emit_start(tag, attrs)
-			if tag in _ALLOWED_TAGS and tag not in _VOID_TAGS:
+		if not self.skipping and tag not in _DROP_WITH_CONTENT and self._emit_start(tag, attrs):
+			if tag not in _VOID_TAGS:
 				self.handle_endtag(tag)
 
-	def _emit_start(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+	def _emit_start(self, tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+		"""Write the start tag if it is allowed here; True when written."""
 		if tag not in _ALLOWED_TAGS:
-			return  # unknown wrappers (html, body, form, o:p...) vanish, their text stays
+			return False  # unknown wrappers (html, body, form, svg, o:p...) vanish, their text stays
+		void = tag in _VOID_TAGS
+		indenting = tag in _INDENTING
+		if not void and (
+			len(self.open) >= MAX_DEPTH or (indenting and self.indent_depth >= MAX_INDENT_DEPTH)
+		):
+			return False
+		parts = [tag, *self._attributes(tag, attrs)]
+		if tag == "img" and not any(p.startswith(("src=", f"{REMOTE_SRC}=")) for p in parts[1:]):
+			return False  # an image that would load nothing, or only something we refused
+		if tag == "a" and any(p.startswith("href=") for p in parts[1:]):
+			parts += ['target="_blank"', 'rel="noopener noreferrer"']
+		self.out.append(f"<{' '.join(parts)}>")
+		if not void:
+			self.open.append(tag)
+			self.open_count[tag] = self.open_count.get(tag, 0) + 1
+			self.indent_depth += indenting
+		return True
+
+	def _attributes(self, tag: str, attrs: list[tuple[str, str | None]]) -> list[str]:
 		allowed = _TAG_ATTRS.get(tag, ())
-		parts = [tag]
+		parts: list[str] = []
 		for name, value in attrs:
-			if name not in _GLOBAL_ATTRS and name not in allowed:
+			if name == REMOTE_SRC and tag == "img" and self.load_images:
+				name = "src"  # our own stored placeholder, quoted into a letter
+			elif name not in _GLOBAL_ATTRS and name not in allowed:
 				continue
 			value = value or ""
 			if name in _URL_ATTRS:
 				value = safe_url(value, tag)
 				if value is None:
 					continue
+				if name == "src" and not self.load_images and is_remote(value):
+					name = REMOTE_SRC
 			elif name == "style":
 				value = safe_style(value)
-				if not value:
-					continue
-			parts.append(f'{name}="{escape(value, quote=True)}"')
-		self.out.append(f"<{' '.join(parts)}>")
-		if tag not in _VOID_TAGS:
-			self.open.append(tag)
+			elif name == "class":
+				value = kept_classes(value)
+			elif name == "id":
+				value = kept_id(value)
+			if value or name not in ("style", "class", "id"):
+				parts.append(f'{name}="{escape(value, quote=True)}"')
+		return parts
 
 	def handle_endtag(self, tag: str) -> None:
 		if self.skipping:
 			if tag == self.skipping[-1]:
 				self.skipping.pop()
 			return
-		if tag in self.open:
+		if self.open_count.get(tag):
 			while self.open:
-				closing = self.open.pop()
+				closing = self._pop()
 				self.out.append(f"</{closing}>")
 				if closing == tag:
 					break
+
+	def _pop(self) -> str:
+		tag = self.open.pop()
+		self.open_count[tag] -= 1
+		self.indent_depth -= tag in _INDENTING
+		return tag
 
 	def handle_data(self, data: str) -> None:
 		if not self.skipping:
@@ -150,11 +227,15 @@ class _Sanitiser(HTMLParser):
 		return "".join(self.out).strip()
 
 
-def sanitise_html(html: str) -> str:
-	"""Safe HTML to show inside the desk; never raises on any input."""
+def sanitise_html(html: str, *, load_images: bool = False) -> str:
+	"""Safe HTML to show inside the desk; never raises on any input.
+
+	`load_images` is for a letter's quoted history: the reader's mail client decides about
+	remote images there, so they keep their address (ours in `data-remote-src` too).
+	"""
 	if not html:
 		return ""
-	parser = _Sanitiser()
+	parser = _Sanitiser(load_images)
 	try:
 		parser.feed(defuse(_BAD_MARKED_SECTION.sub("&lt;![", html.replace("\x00", ""))))
 		return parser.result()
