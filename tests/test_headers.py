@@ -115,7 +115,48 @@ def test_addresses_groups_junk_and_duplicates():
 		Address("a@x.example"),
 		Address("b@x.example"),
 	]
-	assert any(d.startswith("not an address in to:") for d in defects)
+	assert any(d.startswith("not a usable address in to:") for d in defects)
+
+
+@pytest.mark.parametrize(
+	"value",
+	[
+		'"<img src=x onerror=alert(1)>"@evil.example',
+		'"<script>alert(1)</script>"@evil.example',
+		'"a\\"onmouseover=alert(1)"@evil.example',
+		"<\"<svg/onload=alert(1)>\"@evil.example>",
+		"=?utf-8?Q?=22=3Cimg_src=3Dx_onerror=3Dalert(1)=3E=22@evil.example?=",
+		'"john doe"@example.com',
+		"user@[127.0.0.1]",
+		"user@evil.example/<script>",
+		"a&b@evil.example",
+		"user@evil.example?x=<b>",
+		"a`b@evil.example",
+		".dot@evil.example",
+		"dot.@evil.example",
+		"x" * 65 + "@evil.example",
+		"user@" + "d" * 254,
+	],
+)
+def test_addresses_with_markup_or_odd_syntax_are_not_used(value):
+	found = decode_addresses([value], defects := [], "from")
+	assert found == [], found
+	assert defects
+
+
+@pytest.mark.parametrize(
+	"value, email",
+	[
+		("иван@почта.рф", "иван@почта.рф"),
+		("boss@intranet", "boss@intranet"),
+		("o'brien@example.com", "o'brien@example.com"),
+		("first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk"),
+		("=?utf-8?B?0JjQstCw0L0=?= <ivan@example.ru>", "ivan@example.ru"),
+	],
+)
+def test_ordinary_and_internationalised_addresses_are_kept(value, email):
+	(found,) = decode_addresses([value], [], "from")
+	assert found.email == email
 
 
 def test_encoded_display_name_cannot_inject_an_address():

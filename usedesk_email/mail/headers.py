@@ -16,6 +16,9 @@ _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _LINE_BREAKS = re.compile(r"[\r\n\t]+")
+# A mailbox we store and show: no quoted local part, no domain literal, nothing that is markup
+# or address syntax; non-ASCII letters (internationalised addresses) are fine.
+_MAILBOX = re.compile(r"^[^\s\"<>()\[\]\\,;:@&`]{1,64}@[^\s\"'<>()\[\]\\,;:@&`/?#%=+!$*{}|^~]{1,253}$")
 _PLACEHOLDER = "usedeskencodedword"
 _PLACEHOLDER_RE = re.compile(_PLACEHOLDER + r"(\d+)x")
 
@@ -113,9 +116,9 @@ def decode_addresses(
 	hidden = [_ENCODED_WORD.sub(hide, unfold(v)) for v in values]
 	for name, addr in getaddresses(hidden):
 		email = one_line(_decode_raw(restore(addr), defects, where, fallback)).replace(" ", "").lower()
-		if "@" not in email.strip("@"):
+		if not _MAILBOX.match(email) or email.startswith(".") or ".@" in email or email.endswith("."):
 			if email:
-				defects.append(f"not an address in {where}: {email[:60]!r}")
+				defects.append(f"not a usable address in {where}: {email[:60]!r}")
 			continue
 		if email in seen:
 			continue
