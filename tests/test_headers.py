@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from usedesk_email.mail.attachments import MAX_NAME, safe_name
+from usedesk_email.mail.attachments import MAX_NAME, honest_name, safe_name
 from usedesk_email.mail.charsets import codec_for, decode_bytes
 from usedesk_email.mail.headers import decode_addresses, decode_text, message_ids
 from usedesk_email.mail.message import Address, Kind
@@ -124,7 +124,7 @@ def test_addresses_groups_junk_and_duplicates():
 		'"<img src=x onerror=alert(1)>"@evil.example',
 		'"<script>alert(1)</script>"@evil.example',
 		'"a\\"onmouseover=alert(1)"@evil.example',
-		"<\"<svg/onload=alert(1)>\"@evil.example>",
+		'<"<svg/onload=alert(1)>"@evil.example>',
 		"=?utf-8?Q?=22=3Cimg_src=3Dx_onerror=3Dalert(1)=3E=22@evil.example?=",
 		'"john doe"@example.com',
 		"user@[127.0.0.1]",
@@ -283,3 +283,23 @@ def test_html_charset_from_meta_when_the_header_has_none():
 		b"\r\n\r\n", b"\r\n\r\n" + body.encode() + "<p>Счёт</p>".encode("cp1251")
 	)
 	assert parse_message(raw).html == "<p>Счёт</p>"
+
+
+def test_overlong_message_ids_are_junk():
+	assert message_ids(f"<{'a' * 2000}@x.example> <ok@x.example>") == ["ok@x.example"]
+
+
+@pytest.mark.parametrize(
+	"name, payload, expected",
+	[
+		("photo.jpg", b"MZ\x90\x00 this is an exe", "photo.jpg.bin"),
+		("photo.JPEG", b"", "photo.JPEG.bin"),
+		("scan.png", b"%PDF-1.7", "scan.png.bin"),
+		("a.gif", b"<svg onload=alert(1)>", "a.gif.bin"),
+		("photo.jpg", b"\xff\xd8\xff\xe0JFIF", "photo.jpg"),
+		("img.png", b"\x89PNG\r\n\x1a\nrest", "img.png"),
+		("doc.pdf", b"not a pdf at all", "doc.pdf"),  # only image types are checked
+	],
+)
+def test_a_file_named_as_an_image_that_is_none_is_plain_bytes(name, payload, expected):
+	assert honest_name(name, payload) == expected

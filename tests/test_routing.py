@@ -4,8 +4,13 @@ import json
 
 import pytest
 
-from usedesk_email.mail.parse import parse_message
-from usedesk_email.mail.routing import looks_like_mail, recipient_candidates, split_addresses
+from usedesk_email.mail.routing import (
+	HEAD_LIMIT,
+	head_of,
+	looks_like_mail,
+	recipient_candidates,
+	split_addresses,
+)
 
 FORWARDED = (
 	b"Return-Path: <client@example.org>\r\n"
@@ -52,10 +57,15 @@ def test_what_is_not_mail_is_recognised(raw):
 	assert not looks_like_mail(raw)
 
 
-def test_candidates_come_envelope_first_then_delivery_headers_then_to_and_cc():
-	msg = parse_message(FORWARDED)
-	assert recipient_candidates(["Envelope@Inbound.Example"], msg) == [
+def test_an_envelope_recipient_decides_alone():
+	assert recipient_candidates(["Envelope@Inbound.Example", "b@x.example"], FORWARDED) == [
 		"envelope@inbound.example",
+		"b@x.example",
+	]
+
+
+def test_without_envelope_delivery_headers_come_first_then_to_and_cc():
+	assert recipient_candidates([], FORWARDED) == [
 		"in-abc@inbound.example",
 		"support@shop.example",
 		"other@example.net",
@@ -64,8 +74,23 @@ def test_candidates_come_envelope_first_then_delivery_headers_then_to_and_cc():
 
 
 def test_candidates_without_envelope_or_delivery_headers_use_to_and_cc():
-	msg = parse_message(b"From: a@example.org\r\nTo: x@example.com\r\nCc: y@example.com\r\n\r\nhi")
-	assert recipient_candidates([], msg) == ["x@example.com", "y@example.com"]
+	raw = b"From: a@example.org\r\nTo: x@example.com\r\nCc: y@example.com\r\n\r\nhi"
+	assert recipient_candidates([], raw) == ["x@example.com", "y@example.com"]
+
+
+def test_only_the_header_block_is_read_for_routing():
+	body = b"To: hidden@inbound.example\r\n" * 100_000  # 2.7 MB of header-like body lines
+	raw = b"From: a@example.org\r\nTo: x@example.com\r\n\r\n" + body
+	assert recipient_candidates([], raw) == ["x@example.com"]
+	assert looks_like_mail(raw)
+
+
+def test_a_huge_header_block_is_read_only_up_to_the_limit():
+	raw = (
+		b"To: x@example.com\r\n" + b"X-Junk: " + b"a" * (HEAD_LIMIT * 4) + b"\r\nTo: late@example.com\r\n\r\n"
+	)
+	assert len(head_of(raw)) == HEAD_LIMIT
+	assert recipient_candidates([], raw) == ["x@example.com"]
 
 
 @pytest.mark.parametrize(

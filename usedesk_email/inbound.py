@@ -12,8 +12,6 @@ from frappe.model.document import Document
 
 from usedesk_email.ingest import IngestResult
 from usedesk_email.ingest_batch import ingest_raw
-from usedesk_email.mail.message import ParsedMessage
-from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.routing import looks_like_mail, recipient_candidates
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import (
 	max_message_bytes,
@@ -55,9 +53,9 @@ def check_is_mail(raw: bytes) -> None:
 		)
 
 
-def find_channel(explicit: list[str], msg: ParsedMessage) -> Document:
+def find_channel(explicit: list[str], raw: bytes) -> Document:
 	"""The enabled Internal channel whose internal address the message was delivered to."""
-	candidates = recipient_candidates(explicit, msg)
+	candidates = recipient_candidates(explicit, raw)
 	if candidates:
 		names = frappe.get_all(
 			"Email Channel",
@@ -81,28 +79,37 @@ def find_channel(explicit: list[str], msg: ParsedMessage) -> Document:
 	)
 
 
-def check_secret(channel, given: str | None) -> None:
-	"""Constant-time comparison; a channel without a secret accepts nothing over HTTP."""
-	expected = channel.get_password("inbound_secret", raise_exception=False) or ""
+def require_secret(given: str | None) -> None:
+	"""A request without any secret is refused before its body is looked at."""
 	if not given:
 		frappe.throw(
 			_("Send the channel's inbound secret in the X-Usedesk-Secret header."),
 			frappe.AuthenticationError,
 			title=_("Secret required"),
 		)
+
+
+def check_secret(channel, given: str) -> None:
+	"""Constant-time comparison; a channel without a secret accepts nothing over HTTP."""
+	expected = channel.get_password("inbound_secret", raise_exception=False) or ""
 	if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
 		frappe.throw(_("The inbound secret is wrong."), frappe.PermissionError, title=_("Wrong secret"))
 
 
 def accept(raw: bytes, explicit: list[str], source: str, secret: str | None = None, *, check_auth: bool):
-	"""Check, route and ingest one delivered message: (channel, IngestResult)."""
+	"""Check, route and ingest one delivered message: (channel, IngestResult).
+
+	Before the sender is authenticated only the size and the header block are looked at;
+	the message is parsed after.
+	"""
+	if check_auth:
+		require_secret(secret)
 	check_size(len(raw))
 	check_is_mail(raw)
-	parsed = parse_message(raw)
-	channel = find_channel(explicit, parsed)
+	channel = find_channel(explicit, raw)
 	if check_auth:
 		check_secret(channel, secret)
-	return channel, ingest_raw(channel, raw, source, parsed=parsed)
+	return channel, ingest_raw(channel, raw, source)
 
 
 def summary(channel, result: IngestResult) -> dict:

@@ -6,28 +6,36 @@ message waits on that index and then fails as a duplicate instead of storing it 
 """
 
 import hashlib
-import html
 import re
-import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import frappe
+from frappe.core.doctype.file.utils import get_content_hash
 from frappe.utils import convert_utc_to_system_timezone, now_datetime
 
 from usedesk_email.channel_config import own_addresses
 from usedesk_email.mail.message import Address, Kind, ParsedMessage
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.quote_split import collapsed
+from usedesk_email.mail.sanitize import sanitise_html
 from usedesk_email.mail.thread_keys import find_token
+from usedesk_email.rows import insert_plain, insert_row, sortable_name, update_row
 from usedesk_email.usedesk_email.doctype.ticket.ticket import communication_update
 
 LEDGER = "Email Channel Message"
-BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE)
 ATTACHMENTS_FOLDER = "Home/Attachments"  # made by Frappe's install, like its own attachments
 SUBJECT_LENGTH = 998  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
+# Participants a ticket keeps from incoming mail (each gets a letter per reply); the message
+# itself keeps all its recipients.
+MAX_PARTICIPANTS = 50
+# The HTML and the text of one message are each stored up to this size, or less when the
+# database takes smaller statements (a quarter of max_allowed_packet, less 1 MB: escaping
+# may double the bytes, and both go in one INSERT); a longer body is cut, with a note, and
+# the original message is kept as a file on it.
+BODY_MAX_BYTES = 4 * 1024 * 1024
+ORIGINAL_NAME = "original-message.eml"
 TICKET_COLUMNS = ", ".join(
 	f"ticket.{column}"
 	for column in ("name", "channel", "status", "first_response_at", "client_email", "cc_addresses")
@@ -42,72 +50,19 @@ class IngestResult:
 	outcome: str = "stored"  # stored | duplicate | ignored:<why> | failed
 	failure: str | None = None
 	message_id: str = ""
+	key: str = ""  # the ledger's dedupe key
 
 
-def dedupe_key(message_id: str) -> str:
+def message_key(message_id: str) -> str:
+	"""What threading looks a Message-ID up by, whoever sent it."""
 	return hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def sortable_name() -> str:
-	"""A name for a new row that sorts after those made before it (milliseconds since 1970 in
-	base 36, then 6 random characters): rows go in at one place of their table's primary key
-	rather than at a random one, so writing to a table larger than the database's memory
-	does not first read a random page of it from disk."""
-	millis, stamp = time.time_ns() // 1_000_000, ""
-	while millis:
-		millis, digit = divmod(millis, 36)
-		stamp = BASE36[digit] + stamp
-	return stamp.rjust(9, "0") + "".join(secrets.choice(BASE36) for _ in range(6))
-
-
-def insert_row(
-	doctype: str,
-	values: dict,
-	before: tuple[str, ...] = (),
-	after: tuple[str, ...] = (),
-	flags: dict | None = None,
-):
-	"""Insert a row of this app's own making without Frappe's document round trip.
-
-	The ingestion hot path: the values are built and sanitised here, and Frappe's field
-	validation, link checks and naming rules cost more than the rest of storing a message.
-	The document events named in `before` and `after` still run, with other apps' hooks,
-	notifications and server scripts. A unique-index clash raises `frappe.UniqueValidationError`.
-	"""
-	doc = frappe.get_doc({"doctype": doctype, **values})  # every field that matters is given
-	doc.flags.update(flags or {})
-	if not doc.name:
-		doc.name = sortable_name()
-	doc.set_user_and_timestamp()
-	for event in before:
-		doc.run_method(event)
-	doc.db_insert()
-	for event in after:
-		doc.run_method(event)
-	return doc
-
-
-def insert_plain(doctype: str, *rows: dict) -> None:
-	"""One INSERT of rows no document event watches (the ledger, timeline links); the rows
-	give the same columns.
-
-	Columns left out take their database defaults. A unique-index clash raises
-	`frappe.UniqueValidationError`, as `insert_row` does.
-	"""
-	now, user = now_datetime(), frappe.session.user
-	stamp = {"creation": now, "modified": now, "owner": user, "modified_by": user}
-	rows = [{"name": sortable_name(), **stamp, **row} for row in rows]
-	columns = ", ".join(f"`{column}`" for column in rows[0])
-	one_row = f"({', '.join(['%s'] * len(rows[0]))})"
-	try:
-		frappe.db.sql(
-			f"INSERT INTO `tab{doctype}` ({columns}) VALUES {', '.join([one_row] * len(rows))}",
-			tuple(value for row in rows for value in row.values()),
-		)
-	except Exception as e:
-		if frappe.db.is_unique_key_violation(e):
-			raise frappe.UniqueValidationError(doctype) from e
-		raise
+def dedupe_key(message_id: str, sender: str = "") -> str:
+	"""What makes a message a duplicate: its Message-ID from the same sender, so a stranger who
+	sends a Message-ID first cannot make the real message with it "a duplicate". Our own
+	letters (no sender given) are keyed by their Message-ID alone."""
+	return message_key(f"{message_id}\n{sender}" if sender else message_id)
 
 
 def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
@@ -118,10 +73,12 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	"""
 	own = own_addresses(channel)
 	sender = msg.sender.email.lower() if msg.sender else ""
-	ticket = find_ticket(channel, msg, sender)
+	ticket, referred = find_ticket(channel, msg, sender)
 	ledger = {
 		"channel": channel.name,
-		"dedupe_key": dedupe_key(msg.message_id),
+		"dedupe_key": dedupe_key(msg.message_id, sender),
+		"message_key": message_key(msg.message_id),
+		"raw_sha256": msg.raw_hash,
 		"message_id": msg.message_id,
 		"direction": "Incoming",
 		"kind": msg.kind.value,
@@ -132,21 +89,38 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	if msg.kind in AUTOMATIC and not ticket:
 		return ignore(ledger, None, f"ignored:{msg.kind.value}")
 	if not sender:
-		raise ValueError("The message has no sender address (From); it cannot open or join a ticket.")
+		raise ValueError("The message has no usable sender address (From); it cannot open or join a ticket.")
 
 	previous = ticket.name if ticket and ticket.status == "Closed" and msg.kind not in AUTOMATIC else None
 	new_ticket = not ticket or previous
 	name = str(frappe.db.get_next_sequence_val("Ticket")) if new_ticket else ticket.name
 	communication = sortable_name()
 	insert_plain(LEDGER, {**ledger, "ticket": name, "communication": communication, "outcome": "stored"})
-	participants = cc_participants(msg, own, sender)
+	participants = [] if msg.kind in AUTOMATIC else cc_participants(msg, own, sender)
 	message_date = local_time(msg)
 	if new_ticket:
-		ticket = open_ticket(channel, msg, participants, name, previous, message_date)
+		ticket = open_ticket(channel, msg, participants, name, previous or referred, message_date)
 	else:
 		add_participants(ticket, participants)
 	add_communication(ticket, msg, communication, [sender, *participants], message_date)
 	return IngestResult(ticket=name, communication=communication)
+
+
+def keep_differing_copy(channel, msg: ParsedMessage) -> str:
+	"""A duplicate's bytes, kept beside the stored message when they differ from its own (a
+	forged copy, another relay's headers): nothing received is lost. Returns its dedupe key."""
+	key = dedupe_key(msg.message_id, msg.sender.email.lower() if msg.sender else "")
+	rows = frappe.db.sql(
+		f"SELECT communication, raw_sha256 FROM `tab{LEDGER}` WHERE channel=%s AND dedupe_key=%s",
+		(channel.name, key),
+		as_dict=True,
+	)
+	row = rows[0] if rows else None
+	if row and row.communication and row.raw_sha256 and row.raw_sha256 != msg.raw_hash:
+		copy = {"attached_to_doctype": "Communication", "attached_to_name": row.communication}
+		if not frappe.db.exists("File", {**copy, "content_hash": get_content_hash(msg.raw)}):
+			insert_mail_file(row.communication, f"duplicate-{msg.raw_hash[:12]}.eml", msg.raw)
+	return key
 
 
 def ignore(ledger: dict, ticket: str | None, outcome: str) -> IngestResult:
@@ -154,34 +128,47 @@ def ignore(ledger: dict, ticket: str | None, outcome: str) -> IngestResult:
 	return IngestResult(ticket=ticket, outcome=outcome)
 
 
-def update_row(doctype: str, name: str, **values) -> None:
-	"""One UPDATE, without the query builder's per-call parsing: the ingestion hot path."""
-	columns = ", ".join(f"`{k}`=%s" for k in values)
-	frappe.db.sql(f"UPDATE `tab{doctype}` SET {columns} WHERE name=%s", (*values.values(), name))
-
-
 def find_ticket(channel, msg: ParsedMessage, sender: str):
 	"""By stored Message-IDs first (ours and the clients'), then by the ticket token.
 
-	Returns the ticket's name, channel, status, client and CC participants, or None.
+	Returns (ticket, referred): the ticket the message joins (its name, channel, status,
+	client and CC participants), or None; and the name of a ticket it referred to without
+	being allowed in. Only the ticket's client or a participant joins it: a Message-ID or a
+	token is easy to learn, and joining would put a stranger's Cc on the next reply. An
+	auto-reply or bounce also joins by the Message-ID of one of our letters; it adds no one.
 	"""
 	ids = msg.thread_ids
 	if msg.kind == Kind.BOUNCE and msg.bounced_message_id:
 		ids = [msg.bounced_message_id, *ids]
+	referred = None
 	if ids:
-		keys = [dedupe_key(i) for i in ids]
+		keys = [message_key(i) for i in ids]
 		rows = frappe.db.sql(
-			f"""SELECT ledger.dedupe_key, {TICKET_COLUMNS} FROM `tab{LEDGER}` ledger
+			f"""SELECT ledger.message_key, ledger.direction, {TICKET_COLUMNS} FROM `tab{LEDGER}` ledger
 			JOIN `tabTicket` ticket ON ticket.name = ledger.ticket
-			WHERE ledger.channel=%s AND ledger.dedupe_key IN %s""",
+			WHERE ledger.channel=%s AND ledger.message_key IN %s""",
 			(channel.name, keys),
 			as_dict=True,
 		)
-		by_key = {row.pop("dedupe_key"): row for row in rows}
-		for k in keys:
-			if k in by_key:
-				return ticket_found(by_key[k])
-	return ticket_by_token(channel, msg.subject, sender)
+		by_key: dict = {}
+		for row in rows:
+			by_key.setdefault(row.pop("message_key"), []).append(row)
+		for row in (row for k in keys for row in by_key.get(k, ())):
+			direction = row.pop("direction")
+			if is_member(row, sender) or (msg.kind in AUTOMATIC and direction == "Outgoing"):
+				return ticket_found(row), None
+			referred = referred or str(row.name)
+	ticket = ticket_by_token(channel, msg.subject)
+	if ticket and is_member(ticket, sender):
+		return ticket, None
+	return None, referred or (ticket and ticket.name)
+
+
+def is_member(ticket, sender: str) -> bool:
+	"""The ticket's client or one of its participants."""
+	return bool(sender) and (
+		sender == (ticket.client_email or "").lower() or sender in split_lines(ticket.cc_addresses)
+	)
 
 
 def ticket_row(name: str):
@@ -196,15 +183,10 @@ def ticket_found(row):
 	return row
 
 
-def ticket_by_token(channel, subject: str, sender: str):
-	"""A token alone is not proof: only the ticket's own client or CC may thread by it."""
+def ticket_by_token(channel, subject: str):
 	name = find_token(subject)
 	row = ticket_row(name) if name else None
-	if not row or row.channel != channel.name:
-		return None
-	if sender == (row.client_email or "").lower() or sender in split_lines(row.cc_addresses):
-		return row
-	return None
+	return row if row and row.channel == channel.name else None
 
 
 def split_lines(value: str | None) -> list[str]:
@@ -217,12 +199,12 @@ def cc_participants(msg: ParsedMessage, own: set[str], sender: str) -> list[str]
 		email = address.email.lower()
 		if email and email not in own and email != sender:
 			seen.setdefault(email, None)
-	return list(seen)
+	return list(seen)[:MAX_PARTICIPANTS]
 
 
 def add_participants(ticket, participants: list[str]) -> None:
 	current = split_lines(ticket.cc_addresses)
-	new = [p for p in participants if p not in current]
+	new = [p for p in participants if p not in current][: max(0, MAX_PARTICIPANTS - len(current))]
 	if new:
 		update_row("Ticket", ticket.name, cc_addresses="\n".join(current + new))
 
@@ -265,7 +247,10 @@ def contact_of(email: str) -> str | None:
 
 
 def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str], message_date) -> None:
-	content = attach_files(name, msg, collapsed(msg.new_html, msg.quoted_html, frappe._("Quoted text")))
+	content, text = fitted_bodies(msg)
+	if len(content) + len(text) < len(msg.new_html) + len(msg.quoted_html) + len(msg.text):
+		keep_original(name, msg.raw)
+	content = attach_files(name, msg, content)
 	comm = insert_row(
 		"Communication",
 		{
@@ -276,7 +261,7 @@ def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str], 
 			"status": "Linked",  # what Frappe's own rules give a Communication with a reference
 			"subject": (msg.subject or "")[:SUBJECT_LENGTH] or frappe._("(no subject)"),
 			"content": content,
-			"text_content": msg.text,
+			"text_content": text,
 			"sender": msg.sender.email,
 			"sender_full_name": msg.sender.name or msg.sender.email,
 			"recipients": ", ".join(a.email for a in msg.to),
@@ -285,9 +270,10 @@ def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str], 
 			"communication_date": message_date,
 			"reference_doctype": "Ticket",
 			"reference_name": ticket.name,
-			"has_attachment": 1 if msg.attachments else 0,
+			"has_attachment": 1 if msg.attachments or text is not msg.text else 0,
 			"user": frappe.session.user,
 		},
+		html=("content",),  # sanitised by the engine
 	)
 	comm.flags.in_receive = True
 	comm.flags.usedesk_kind = msg.kind
@@ -305,6 +291,46 @@ def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str], 
 		| {"idx": idx, "link_doctype": doctype, "link_name": link_name}
 		for idx, (doctype, link_name) in enumerate(links, 1)
 	)
+
+
+def fitted_bodies(msg: ParsedMessage) -> tuple[str, str]:
+	"""The HTML (quoted history collapsed) and text to store; cut, with a note, when too long."""
+	limit = body_limit(len(msg.new_html) + len(msg.quoted_html) + len(msg.text))
+	html_bytes = len(msg.new_html.encode()) + len(msg.quoted_html.encode())
+	if html_bytes <= limit:
+		content = collapsed(msg.new_html, msg.quoted_html, frappe._("Quoted text"))
+	else:
+		whole = msg.new_html + msg.quoted_html
+		content = sanitise_html(cut_bytes(whole, limit)) + cut_note()
+	text = msg.text
+	if len(text.encode()) > limit:
+		text = cut_bytes(text, limit) + "\n\n" + frappe._("[Cut: the original message is attached.]")
+	return content, text
+
+
+def body_limit(chars: int) -> int:
+	"""Bytes one body may take in the database (see BODY_MAX_BYTES)."""
+	if chars * 4 < BODY_MAX_BYTES // 4:
+		return BODY_MAX_BYTES  # far below any limit: no need to ask the database
+	packet = int(frappe.db.sql("SELECT @@max_allowed_packet")[0][0])
+	return min(BODY_MAX_BYTES, max(packet // 4 - 1024 * 1024, 64 * 1024))
+
+
+def cut_bytes(text: str, limit: int) -> str:
+	return text.encode()[:limit].decode(errors="ignore")
+
+
+def cut_note() -> str:
+	return '<p class="usedesk-cut"><i>{}</i></p>'.format(
+		frappe._(
+			"This message was too long to show whole: it is cut here. The original is attached as {0}."
+		).format(ORIGINAL_NAME)
+	)
+
+
+def keep_original(communication: str, raw: bytes) -> None:
+	"""The whole message as received, beside a Communication whose bodies had to be cut."""
+	insert_mail_file(communication, ORIGINAL_NAME, raw)
 
 
 def timeline_links(people: list[str]) -> list[tuple[str, str]]:
@@ -388,25 +414,45 @@ def attach_files(communication: str, msg: ParsedMessage, content: str) -> str:
 
 	Written before the Communication itself, so its content is final when inserted. The
 	File's own events run (before_insert writes the bytes, or reuses a stored file of the same
-	hash; storage apps hook after_insert); the checks Frappe makes of an uploaded file's URL
-	and path do not, and its "added a file" comment finds no Communication yet to comment on.
+	hash; storage apps hook after_insert); see `rows` for what is skipped.
 	"""
 	for attachment in msg.attachments:
-		file = insert_row(
-			"File",
-			{
-				"file_name": attachment.safe_name,
-				"folder": ATTACHMENTS_FOLDER,
-				"attached_to_doctype": "Communication",
-				"attached_to_name": communication,
-				"content": attachment.payload,
-				"is_private": 1,
-			},
-			before=("before_insert",),
-			after=("after_insert",),
-			flags={"ignore_duplicate_entry_error": True},  # two equal files in a letter are two files
-		)
+		file = insert_mail_file(communication, attachment.safe_name, attachment.payload)
 		if attachment.content_id:
 			cid = re.compile(r"cid:\s*" + re.escape(attachment.content_id), re.IGNORECASE)
 			content = cid.sub(file.file_url, content)
 	return content
+
+
+def insert_mail_file(communication: str, file_name: str, content: bytes):
+	"""A private File from mail. What File refuses as such (an image that is none, for
+	Frappe's EXIF stripping) is stored as plain bytes: an attachment never fails its message."""
+	try:
+		return insert_file(communication, file_name, content)
+	except (frappe.QueryDeadlockError, frappe.QueryTimeoutError, frappe.UniqueValidationError):
+		raise
+	except (frappe.ValidationError, OSError, ValueError, SyntaxError):  # PIL's, before any write
+		return insert_file(communication, f"{file_name}.bin", content)
+
+
+def insert_file(communication: str, file_name: str, content: bytes):
+	return insert_row(
+		"File",
+		{
+			"file_name": file_name,
+			"folder": ATTACHMENTS_FOLDER,
+			"attached_to_doctype": "Communication",
+			"attached_to_name": communication,
+			"content": content,
+			"is_private": 1,
+		},
+		before=("before_insert",),
+		after=("after_insert",),
+		flags={"ignore_duplicate_entry_error": True},  # two equal files in a letter are two files
+		prepare=without_upload_limit,
+	)
+
+
+def without_upload_limit(file) -> None:
+	"""Mail is capped by the message size of Email Channel Settings, not File's upload limit."""
+	file.check_max_file_size = lambda: len(file._content or b"")

@@ -16,8 +16,8 @@ import frappe
 from usedesk_email.ingest import (
 	LEDGER,
 	IngestResult,
-	dedupe_key,
 	forget_timeline_links,
+	keep_differing_copy,
 	load_timeline_links,
 	remember_timeline_links,
 	store,
@@ -74,8 +74,9 @@ class IngestBatch:
 	def write(self, message: PendingMessage) -> bool:
 		"""Write one message; False when it failed and the transaction must be rolled back."""
 		if message.duplicate:
+			key = keep_differing_copy(self.channel, message.parsed)
 			message.result = IngestResult(
-				duplicate=True, outcome="duplicate", message_id=message.parsed.message_id
+				duplicate=True, outcome="duplicate", message_id=message.parsed.message_id, key=key
 			)
 			return True
 		if message.error:
@@ -124,14 +125,14 @@ def ingest_raw(
 	batch = IngestBatch(channel)
 	batch.add(raw, source, parsed, failure)
 	(result,) = batch.commit()  # a fresh snapshot: a duplicate's first copy is visible now
-	return duplicate_of(channel, result.message_id) if result.duplicate else result
+	return duplicate_of(channel, result.key) if result.duplicate else result
 
 
-def duplicate_of(channel, message_id: str) -> IngestResult:
+def duplicate_of(channel, key: str) -> IngestResult:
 	"""Point a repeated delivery at where the first one went."""
 	rows = frappe.db.sql(
 		f"SELECT ticket, communication FROM `tab{LEDGER}` WHERE channel=%s AND dedupe_key=%s",
-		(channel.name, dedupe_key(message_id)),
+		(channel.name, key),
 		as_dict=True,
 	)
 	row = rows[0] if rows else frappe._dict()

@@ -16,7 +16,7 @@ from frappe import _
 from frappe.utils import add_to_date, get_system_timezone, now_datetime
 
 from usedesk_email.channel_config import ca_file, own_addresses, smtp_settings
-from usedesk_email.ingest import LEDGER, dedupe_key, insert_plain, split_lines
+from usedesk_email.ingest import LEDGER, dedupe_key, message_key, split_lines
 from usedesk_email.mail.compose import Letter, OutgoingAttachment, ReplyDraft, compose_reply
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.message import Address
@@ -25,6 +25,7 @@ from usedesk_email.mail.quote_split import expanded
 from usedesk_email.mail.smtp_sender import Outcome, send
 from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.oauth import with_fresh_token
+from usedesk_email.rows import from_text, insert_plain
 
 SEND_QUEUE = "short"
 RETRY_MINUTES = (1, 5, 15, 60, 180, 360)  # after the last one a temporary failure is final
@@ -117,6 +118,7 @@ def compose_letters(comm, ticket, channel) -> bool:
 			{
 				"channel": channel.name,
 				"dedupe_key": dedupe_key(letter.message_id),
+				"message_key": message_key(letter.message_id),
 				"message_id": letter.message_id,
 				"direction": "Outgoing",
 				"ticket": str(ticket.name),
@@ -144,7 +146,7 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 	earlier = earlier_messages(ticket.forwarded_from if forward else str(ticket.name), comm)
 	thread = [] if forward else [m.message_id for m in earlier if m.message_id]  # oldest first
 	return ReplyDraft(
-		subject=ticket.subject,
+		subject=from_text(ticket.subject or ""),
 		token=ticket_token(ticket.name),
 		from_address=Address(channel.from_email, channel.from_name or ""),
 		recipients=[Address(email) for email in recipients_of(ticket)],
@@ -200,7 +202,7 @@ def quoted(messages: list) -> list[QuotedMessage]:
 	zone = ZoneInfo(get_system_timezone())
 	return [
 		QuotedMessage(
-			sender=Address(m.sender or "", m.sender_full_name or ""),
+			sender=Address(m.sender or "", from_text(m.sender_full_name or "")),
 			date=m.communication_date.replace(tzinfo=zone).astimezone(timezone.utc),
 			text=m.text_content or "",
 			html=expanded(m.content or ""),

@@ -14,6 +14,20 @@ _MAX_EXTENSION = 16
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*;%\\/]+')
 _TEXT_REPORTS = ("message/delivery-status", "message/disposition-notification")
 _WINDOWS_DEVICES = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
+# How image files start: a file named as an image that starts otherwise is stored as plain
+# bytes (".bin" added), so nothing that processes images chokes on it.
+_IMAGE_MAGIC = {
+	"jpg": (b"\xff\xd8\xff",),
+	"jpeg": (b"\xff\xd8\xff",),
+	"jpe": (b"\xff\xd8\xff",),
+	"png": (b"\x89PNG\r\n\x1a\n",),
+	"gif": (b"GIF87a", b"GIF89a"),
+	"bmp": (b"BM",),
+	"webp": (b"RIFF",),
+	"tif": (b"II*\x00", b"MM\x00*"),
+	"tiff": (b"II*\x00", b"MM\x00*"),
+	"ico": (b"\x00\x00\x01\x00",),
+}
 
 
 def sender_filename(part: Message, defects: list[str], fallback: str | None) -> str:
@@ -54,6 +68,15 @@ def safe_name(name: str, content_type: str, index: int) -> str:
 	return f"{stem}.{extension}"
 
 
+def honest_name(name: str, payload: bytes) -> str:
+	"""The name, with ".bin" added when it claims an image type its bytes are not."""
+	extension = name.rpartition(".")[2].lower()
+	magic = _IMAGE_MAGIC.get(extension)
+	if magic and not payload.startswith(magic):
+		return f"{name[: MAX_NAME - 4]}.bin"
+	return name
+
+
 def content_id(part: Message) -> str:
 	value = part.get("content-id")
 	if not value:
@@ -75,7 +98,7 @@ def make_attachment(
 	cid = content_id(part)
 	return Attachment(
 		filename=name,
-		safe_name=safe_name(name, content_type, index),
+		safe_name=honest_name(safe_name(name, content_type, index), payload),
 		content_type=content_type,
 		payload=payload,
 		content_id=cid,

@@ -20,6 +20,7 @@ _LINE_BREAKS = re.compile(r"[\r\n\t]+")
 # or address syntax; non-ASCII letters (internationalised addresses) are fine.
 _MAILBOX = re.compile(r"^[^\s\"<>()\[\]\\,;:@&`]{1,64}@[^\s\"'<>()\[\]\\,;:@&`/?#%=+!$*{}|^~]{1,253}$")
 _PLACEHOLDER = "usedeskencodedword"
+MAX_ID_LENGTH = 995  # what Frappe's Communication keeps; a longer "id" is junk, not a reference
 _PLACEHOLDER_RE = re.compile(_PLACEHOLDER + r"(\d+)x")
 
 
@@ -161,4 +162,4 @@ def message_ids(value: str, *, bare_tokens: bool = True) -> list[str]:
 			if bare_tokens and "@" in token.strip("@"):
 				ids.setdefault(token, None)
 			i = j
-	return [mid for mid in ids if "\x00" not in mid]
+	return [mid for mid in ids if "\x00" not in mid and len(mid) <= MAX_ID_LENGTH]

@@ -7,9 +7,11 @@ added (Delivered-To, X-Original-To), then what the sender wrote (To, Cc).
 
 import json
 import re
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses
 
-from usedesk_email.mail.message import ParsedMessage
+from usedesk_email.mail.headers import decode_addresses
 
 # RFC 5322 header field names: printable ASCII except the colon.
 _FIELD = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
@@ -30,6 +32,18 @@ _KNOWN_FIELDS = {
 	b"reply-to",
 }
 _HEAD_SCAN_LINES = 200
+# The most of a message read before the sender of a request is authenticated: the header
+# block, where the recipient is (Postfix's own header_size_limit is 100 KB).
+HEAD_LIMIT = 256 * 1024
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_ROUTING_FIELDS = ("delivered-to", "x-original-to", "to", "cc")
+
+
+def head_of(raw: bytes) -> bytes:
+	"""The header block of a message, at most HEAD_LIMIT bytes of it."""
+	head = raw[:HEAD_LIMIT]
+	blank = _BLANK_LINE.search(head)
+	return head[: blank.start()] if blank else head
 
 
 def looks_like_mail(raw: bytes) -> bool:
@@ -39,7 +53,7 @@ def looks_like_mail(raw: bytes) -> bool:
 	the sender gets an error instead of the failure log filling with non-mail. An mbox
 	"From " envelope line, as MTA pipes may prepend, is allowed.
 	"""
-	lines = raw.lstrip(b"\r\n").splitlines()
+	lines = head_of(raw.lstrip(b"\r\n")).splitlines()[:_HEAD_SCAN_LINES]
 	if lines and lines[0].startswith(b"From "):
 		lines = lines[1:]
 	if not lines or not _FIELD.match(lines[0]):
@@ -72,15 +86,23 @@ def split_addresses(value: str | None) -> list[str]:
 	return [email.strip().lower() for _name, email in getaddresses([value]) if "@" in email]
 
 
-def recipient_candidates(explicit: list[str], msg: ParsedMessage) -> list[str]:
-	"""Where to look for the channel's address, most reliable first, each address once."""
+def recipient_candidates(explicit: list[str], raw: bytes) -> list[str]:
+	"""Where to look for the channel's address, most reliable first, each address once.
+
+	An envelope recipient given by the MTA or the webhook decides alone; without one, the
+	header fields do (read from the header block only: nothing else is parsed before the
+	request is authenticated).
+	"""
+	addresses = explicit
+	if not addresses:
+		head = BytesHeaderParser(policy=compat32).parsebytes(head_of(raw))
+		addresses = [
+			a.email
+			for field in _ROUTING_FIELDS
+			for a in decode_addresses([str(v) for v in head.get_all(field, [])], [], field)
+		]
 	found: dict[str, None] = {}
-	for address in [
-		*explicit,
-		*msg.delivered_to,
-		*(a.email for a in msg.to),
-		*(a.email for a in msg.cc),
-	]:
+	for address in addresses:
 		address = address.strip().lower()
 		if address:
 			found.setdefault(address, None)

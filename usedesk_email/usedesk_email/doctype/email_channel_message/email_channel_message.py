@@ -14,3 +14,4 @@ def on_doctype_update():
 	frappe.db.add_unique(
 		"Email Channel Message", ["channel", "dedupe_key"], constraint_name="unique_channel_dedupe_key"
 	)
+	frappe.db.add_index("Email Channel Message", ["channel", "message_key"], index_name="channel_message_key")
