@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import frappe
 
-from usedesk_email.ingest import dedupe_key
+from usedesk_email.ingest import dedupe_key, message_key
 from usedesk_email.testing.ports import HOST, free_port
 
 
@@ -111,6 +111,7 @@ def record_outgoing(channel: str, message_id: str, ticket: str) -> None:
 			"doctype": "Email Channel Message",
 			"channel": channel,
 			"dedupe_key": dedupe_key(message_id),
+			"message_key": message_key(message_id),
 			"message_id": message_id,
 			"direction": "Outgoing",
 			"ticket": ticket,
