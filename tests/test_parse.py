@@ -470,3 +470,22 @@ def test_every_fixture_parses_cleanly():
 		m = parse_message(path.read_bytes(), now=NOW)
 		assert m.message_id, path.name
 		assert not any(d.startswith("message could not be parsed") for d in m.defects), path.name
+
+
+@pytest.mark.parametrize(
+	"value",
+	[
+		"Eve <img src=x onerror=alert(1) <eve@evil.example>",
+		"Eve <<script>> <eve@evil.example>",
+		'"Eve <eve@evil.example>',
+		"Eve (unclosed comment <eve@evil.example>",
+	],
+)
+def test_broken_from_syntax_around_a_real_address_is_repaired(value):
+	m = parse_message(f"From: {value}\r\nTo: a@b.example\r\nSubject: x\r\n\r\nhi".encode())
+	assert m.sender.email == "eve@evil.example"
+
+
+def test_a_from_without_any_address_stays_without_sender():
+	m = parse_message(b"From: <img src=x onerror=alert(1)>\r\nTo: a@b.example\r\nSubject: x\r\n\r\nhi")
+	assert m.sender is None and "no usable From address" in m.defects

@@ -29,6 +29,7 @@ EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=timezone.utc)
 FUTURE_TOLERANCE = timedelta(days=1)
 _BODY_TYPES = ("text/plain", "text/html")
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
+_ADDRESS_TOKEN = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9_.:-]{1,40})", re.I)
 
 
@@ -150,8 +151,9 @@ class _Parse:
 
 	def sender(self) -> Address | None:
 		found = self.addresses("from")
-		if not found:
-			self.defects.append("no usable From address")
+		if not found:  # broken syntax around a real address: take the last one written
+			found = decode_addresses(_ADDRESS_TOKEN.findall(unfold(self.first("from")))[-1:], [], "from")
+			self.defects.append("From repaired" if found else "no usable From address")
 		return found[0] if found else None
 
 	def message_id(self) -> tuple[str, bool]:
