@@ -20,7 +20,7 @@ from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.quote_split import collapsed
 from usedesk_email.mail.sanitize import sanitise_html
 from usedesk_email.mail.thread_keys import find_token
-from usedesk_email.rows import insert_plain, insert_row, sortable_name, update_row
+from usedesk_email.rows import insert_plain, insert_row, sortable_name, update_row, without_upload_limit
 from usedesk_email.usedesk_email.doctype.ticket.ticket import communication_update
 
 LEDGER = "Email Channel Message"
@@ -451,8 +451,3 @@ def insert_file(communication: str, file_name: str, content: bytes):
 		flags={"ignore_duplicate_entry_error": True},  # two equal files in a letter are two files
 		prepare=without_upload_limit,
 	)
-
-
-def without_upload_limit(file) -> None:
-	"""Mail is capped by the message size of Email Channel Settings, not File's upload limit."""
-	file.check_max_file_size = lambda: len(file._content or b"")

@@ -5,6 +5,7 @@ import hashlib
 import frappe
 
 from usedesk_email.mail.parse import parse_message
+from usedesk_email.rows import as_text, without_upload_limit
 
 
 def log_failure(channel: str, raw: bytes, source: str, error: str, existing: str | None = None) -> str:
@@ -47,7 +48,9 @@ def log_failure(channel: str, raw: bytes, source: str, error: str, existing: str
 			"content": raw,
 			"is_private": 1,
 		}
-	).insert(ignore_permissions=True)
+	)
+	without_upload_limit(file)
+	file.insert(ignore_permissions=True)
 	doc.db_set("raw_file", file.file_url)
 	return doc.name
 
@@ -57,8 +60,8 @@ def header_summary(raw: bytes) -> dict:
 	try:
 		msg = parse_message(raw)
 		return {
-			"subject": (msg.subject or "")[:990],
-			"sender": msg.sender.email if msg.sender else "",
+			"subject": as_text(msg.subject or "")[:990],
+			"sender": as_text(msg.sender.email if msg.sender else "")[:140],
 			"message_id": msg.message_id,
 		}
 	except Exception:

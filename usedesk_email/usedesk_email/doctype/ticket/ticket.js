@@ -30,9 +30,13 @@ frappe.ui.form.on("Ticket", {
 		}
 	},
 
+	timeline_refresh(frm) {
+		offer_remote_images(frm);
+	},
+
 	reply(frm) {
 		const dialog = new frappe.ui.Dialog({
-			title: __("Reply to {0}", [frm.doc.client_email]),
+			title: __("Reply to {0}", [frappe.utils.escape_html(frm.doc.client_email)]),
 			size: "large",
 			fields: [
 				{
@@ -96,6 +100,26 @@ frappe.ui.form.on("Ticket", {
 		dialog.show();
 	},
 });
+
+function offer_remote_images(frm) {
+	// A mail's remote images wait in data-remote-src: loading them tells the sender when the
+	// ticket was read, so each message gets its own "Show images".
+	frm.timeline.timeline_wrapper.find(".timeline-message-box").each((_, box) => {
+		const $box = $(box);
+		const images = $box.find("img[data-remote-src]");
+		if (!images.length || $box.find(".usedesk-show-images").length) return;
+		$(`<button class="btn btn-xs btn-default usedesk-show-images"></button>`)
+			.text(__("Show images"))
+			.on("click", (event) => {
+				images.each((_, img) => {
+					img.src = img.dataset.remoteSrc;
+					img.removeAttribute("data-remote-src");
+				});
+				$(event.currentTarget).remove();
+			})
+			.prependTo($box.find(".custom-actions").first());
+	});
+}
 
 async function attachment_name(file_url) {
 	// The Attach field holds the uploaded File's URL; the API takes File names.
