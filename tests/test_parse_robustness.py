@@ -127,3 +127,35 @@ def test_absurd_nesting_keeps_the_raw_bytes():
 	m = parse_message(raw)
 	assert m.raw == raw and m.message_id_generated
 	assert m.defects == ["message could not be parsed (RecursionError); only the raw bytes are kept"]
+
+
+def test_a_message_over_its_parsing_budget_is_kept_raw_and_says_why():
+	raw = b"From: a@b.example\r\nTo: c@d.example\r\nSubject: x\r\n\r\n" + b"<p>x</p>" * 1000
+	m = parse_message(raw, seconds=0.0)
+	assert m.sender is None and m.raw == raw
+	assert m.defects and "over the parsing budget" in m.defects[0]
+	assert parse_message(raw).sender is not None  # the default budget is ample
+
+
+def test_the_default_budget_grows_with_the_size():
+	from usedesk_email.mail.parse import BUDGET_SECONDS, BUDGET_SECONDS_PER_MB
+
+	assert BUDGET_SECONDS >= 5 and BUDGET_SECONDS_PER_MB >= 5
+
+
+def test_huge_bodies_are_shown_whole_not_split():
+	from usedesk_email.mail.quote_split import SPLIT_MAX_CHARS
+
+	quoted = "On Mon, 1 Jan 2024 at 10:00, A <a@b.example> wrote:\n> old\n"
+	text = "new\n" + quoted * (SPLIT_MAX_CHARS // len(quoted) + 1)
+	raw = b"From: a@b.example\r\nSubject: x\r\n\r\n" + text.encode()
+	m = parse_message(raw)
+	assert m.quoted_html == "" and m.new_html.startswith("new")
+	small = parse_message(b"From: a@b.example\r\nSubject: x\r\n\r\nnew\n" + quoted.encode())
+	assert small.quoted_html
+
+
+def test_a_subject_of_many_encoded_words_is_decoded_whole():
+	word = "=?utf-8?B?0J/RgNC40LLQtdGCIA==?= "  # "Привет "
+	m = parse_message(f"From: a@b.example\r\nSubject: {word * 20000}\r\n\r\nhi".encode())
+	assert m.subject.count("Привет") == 20000

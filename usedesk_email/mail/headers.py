@@ -43,13 +43,12 @@ def decode_text(value: str, defects: list[str], where: str, fallback: str | None
 	if "=?" not in value:
 		return _decode_raw(value, defects, where, fallback)
 	out: list[str] = []
-	pending, pending_charset, last_was_word, pos = b"", "", False, 0
+	pending, pending_charset, last_was_word, pos = bytearray(), "", False, 0
 
 	def flush() -> None:
-		nonlocal pending
 		if pending:
-			out.append(decode_bytes(pending, pending_charset, defects, where, fallback))
-			pending = b""
+			out.append(decode_bytes(bytes(pending), pending_charset, defects, where, fallback))
+			pending.clear()
 
 	for match in _ENCODED_WORD.finditer(value):
 		between, pos = value[pos : match.start()], match.end()
@@ -63,12 +62,13 @@ def decode_text(value: str, defects: list[str], where: str, fallback: str | None
 		# whitespace between two encoded-words is not part of the text (RFC 2047 6.2)
 		adjacent = last_was_word and (not between or between.isspace())
 		if adjacent and codec_for(charset) == codec_for(pending_charset):
-			pending += data
+			pending += data  # in place: a subject of many words stays linear
 			continue
 		flush()
 		if not adjacent:
 			out.append(_decode_raw(between, defects, where, fallback))
-		pending, pending_charset, last_was_word = data, charset, True
+		pending += data
+		pending_charset, last_was_word = charset, True
 	flush()
 	out.append(_decode_raw(value[pos:], defects, where, fallback))
 	return "".join(out)

@@ -8,6 +8,7 @@ bytes are kept unchanged.
 
 import hashlib
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from email.message import Message
 from email.parser import BytesParser
@@ -66,31 +67,53 @@ class _RawHeaders(Compat32):
 _POLICY = _RawHeaders(linesep="\r\n")
 
 
-def parse_message(raw: bytes, *, now: datetime | None = None) -> ParsedMessage:
-	"""Parse one raw message. `now` (aware) is for testing the plausibility of Date."""
+# The parsing budget: every step is linear in its input (measured by
+# benchmarks/hostile_inputs.py), so a message taking longer than this is not mail but an
+# attack or a machine in trouble; it is kept raw (defects say why), never half parsed.
+BUDGET_SECONDS = 10.0
+BUDGET_SECONDS_PER_MB = 10.0
+
+
+class OverBudget(Exception):
+	pass
+
+
+def parse_message(raw: bytes, *, now: datetime | None = None, seconds: float | None = None) -> ParsedMessage:
+	"""Parse one raw message. `now` (aware) is for testing the plausibility of Date;
+	`seconds` replaces the budget (BUDGET_SECONDS plus BUDGET_SECONDS_PER_MB of input)."""
 	if not isinstance(raw, bytes | bytearray | memoryview):
 		raise ValueError(f"a raw message must be bytes, not {type(raw).__name__}")
 	raw = bytes(raw)
 	if not raw.strip():
 		raise ValueError("a raw message cannot be empty")
 	raw_hash = hashlib.sha256(raw).hexdigest()
+	if seconds is None:
+		seconds = BUDGET_SECONDS + BUDGET_SECONDS_PER_MB * len(raw) / 1048576
 	try:
 		now = now or datetime.now(timezone.utc)
-		return _Parse(raw, raw_hash).run(now if now.tzinfo else now.replace(tzinfo=timezone.utc))
+		parse = _Parse(raw, raw_hash, time.monotonic() + seconds)
+		return parse.run(now if now.tzinfo else now.replace(tzinfo=timezone.utc))
+	except OverBudget as exc:
+		return _unparsed(raw, raw_hash, f"message over the parsing budget of {seconds:.0f} s (at {exc})")
 	except Exception as exc:  # a parser bug or absurd nesting: keep the bytes and say so
-		return ParsedMessage(
-			message_id=f"{raw_hash}@{GENERATED_ID_DOMAIN}",
-			message_id_generated=True,
-			raw_hash=raw_hash,
-			subject="",
-			sender=None,
-			defects=[f"message could not be parsed ({type(exc).__name__}); only the raw bytes are kept"],
-			raw=raw,
-		)
+		return _unparsed(raw, raw_hash, f"message could not be parsed ({type(exc).__name__})")
+
+
+def _unparsed(raw: bytes, raw_hash: str, why: str) -> ParsedMessage:
+	return ParsedMessage(
+		message_id=f"{raw_hash}@{GENERATED_ID_DOMAIN}",
+		message_id_generated=True,
+		raw_hash=raw_hash,
+		subject="",
+		sender=None,
+		defects=[f"{why}; only the raw bytes are kept"],
+		raw=raw,
+	)
 
 
 class _Parse:
-	def __init__(self, raw: bytes, raw_hash: str) -> None:
+	def __init__(self, raw: bytes, raw_hash: str, deadline: float) -> None:
+		self.deadline = deadline
 		self.raw = raw
 		self.raw_hash = raw_hash
 		self.defects: list[str] = []
@@ -99,13 +122,19 @@ class _Parse:
 		for name, value in self.root.raw_items():
 			self.headers.setdefault(name.strip().lower(), []).append(value)
 		self.hint = _charset_hint(self.root)
+		self.check("MIME structure")
+
+	def check(self, step: str) -> None:
+		if time.monotonic() > self.deadline:
+			raise OverBudget(step)
 
 	def run(self, now: datetime) -> ParsedMessage:
 		message_id, generated = self.message_id()
 		texts, htmls, attachments = self.bodies()
-		html = "\n".join(sanitise_html(h) for h in htmls)
-		text = "\n".join(texts) if texts else html_to_text(html)
-		reply = split_reply(html, text)
+		self.check("bodies")
+		html = "\n".join(self.checked(sanitise_html(h), "sanitising") for h in htmls)
+		text = "\n".join(texts) if texts else self.checked(html_to_text(html), "html to text")
+		reply = self.checked(split_reply(html, text), "quote splitting")
 		lowered = html.lower()
 		for attachment in attachments:
 			if attachment.content_id and f"cid:{attachment.content_id.lower()}" in lowered:
@@ -137,6 +166,10 @@ class _Parse:
 			defects=list(dict.fromkeys(self.defects)),
 			raw=self.raw,
 		)
+
+	def checked(self, value, step: str):
+		self.check(step)
+		return value
 
 	def first(self, name: str) -> str:
 		values = self.headers.get(name)

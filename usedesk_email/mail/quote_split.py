@@ -462,8 +462,15 @@ def text_to_html(text: str) -> str:
 	return "<br>\n".join(escape(line) for line in text.splitlines())
 
 
+# Bodies longer than this are shown whole: the HTML splitter holds a token per tag and
+# entity, tens of bytes per byte of input, and no reply worth collapsing is this long.
+SPLIT_MAX_CHARS = 1024 * 1024
+
+
 def split_reply(html: str, text: str) -> SplitReply:
 	"""New part and quoted history of a message as HTML: its HTML body, or its text as HTML."""
+	if len(html) > SPLIT_MAX_CHARS or (not html.strip() and len(text) > SPLIT_MAX_CHARS):
+		return SplitReply(html if html.strip() else text_to_html(text), "")
 	if html.strip():
 		return split_html(html)
 	reply = split_text(text)
