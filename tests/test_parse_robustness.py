@@ -159,3 +159,18 @@ def test_a_subject_of_many_encoded_words_is_decoded_whole():
 	word = "=?utf-8?B?0J/RgNC40LLQtdGCIA==?= "  # "Привет "
 	m = parse_message(f"From: a@b.example\r\nSubject: {word * 20000}\r\n\r\nhi".encode())
 	assert m.subject.count("Привет") == 20000
+
+
+@pytest.mark.parametrize(
+	"html, text",
+	[
+		("<p>1 &lt; 2 &amp;&amp; 3 &gt; 2</p>", "1 < 2 && 3 > 2"),
+		("<p>" + "&lt;!--" * 3 + "</p>", "<!--<!--<!--"),
+		("<p>a\ue000b\ue001c</p>", "abc"),  # the mail's own private-use characters go
+		("<p>&quot;q&quot; &nbsp;x</p>", '"q" \xa0x'),
+	],
+)
+def test_html_to_text_keeps_character_references(html, text):
+	from usedesk_email.mail.parse import html_to_text
+
+	assert html_to_text(html) == text

@@ -306,7 +306,7 @@ class TestTicketIngestion(FrappeTestCase):
 		outcome = self.poll()
 		self.assertEqual((outcome["stored"], outcome["failed"]), (2, 1), outcome)
 		failure = frappe.get_last_doc("Email Channel Failure", filters={"channel": self.channel.name})
-		self.assertIn("no sender", failure.error)
+		self.assertIn("no usable sender", failure.error)
 		self.assertEqual(failure.subject, "Who am I")
 		stored = frappe.get_doc("File", {"file_url": failure.raw_file}).get_content()
 		self.assertEqual(stored if isinstance(stored, bytes) else stored.encode(), no_sender)
