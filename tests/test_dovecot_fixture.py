@@ -4,6 +4,8 @@ Other tests rely on these facts (e.g. that the n-th delivered message gets UID n
 are checked here against the server with plain imapclient, not through the engine.
 """
 
+import os
+import pwd
 import socket
 import ssl
 import subprocess
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from usedesk_email.testing.dovecot import DovecotError, DovecotServer
+from usedesk_email.testing.dovecot import DovecotError, DovecotServer, group_members
 from usedesk_email.testing.tcp_proxy import TcpProxy
 
 
@@ -133,11 +135,44 @@ def test_own_root_is_removed_on_stop():
 	assert not root.exists()
 
 
-def test_root_that_mail_processes_cannot_reach_is_refused(tmp_path):
-	hidden = tmp_path / "hidden"
-	hidden.mkdir(mode=0o700)
-	with pytest.raises(DovecotError, match="not traversable"):
-		DovecotServer(hidden / "dovecot").start()
+def test_a_private_root_is_refused_under_root_and_fine_for_an_ordinary_user():
+	"""Under root the mail processes run as 'nobody', who must reach the mail; an ordinary
+	user's Dovecot runs wholly as that user, so its own private directory is fine."""
+	with tempfile.TemporaryDirectory(prefix="udc-") as directory:
+		hidden = Path(directory) / "hidden"
+		hidden.mkdir(mode=0o700)
+		server = DovecotServer(hidden / "dovecot", users={"alice": "pw1"})
+		if os.geteuid() == 0:
+			with pytest.raises(DovecotError, match="not traversable"):
+				server.start()
+		else:
+			with server:
+				server.deliver("alice", b"Subject: hi\r\n\r\nhi\r\n")
+				assert server.flags("alice") == {1: set()}
+
+
+def test_sessions_run_as_nobody_under_root_and_as_the_user_otherwise(mailbox):
+	expected = pwd.getpwnam("nobody").pw_uid if os.geteuid() == 0 else os.geteuid()
+	marker = f"/imap [{mailbox.user} ".encode()
+	with login(mailbox) as client:
+		client.select_folder("INBOX")
+		processes = process_owners(mailbox.server.process_groups)
+		sessions = {uid for cmdline, uid in processes if marker in cmdline}
+		assert sessions == {expected}
+	if os.geteuid() != 0:
+		assert processes and {uid for _cmdline, uid in processes} == {os.geteuid()}
+
+
+def process_owners(groups: list[int]) -> list[tuple[bytes, int]]:
+	"""(command line, owner uid) of the groups' live processes; one that ends meanwhile is left out."""
+	owners = []
+	for group in groups:
+		for pid in group_members(group):
+			try:
+				owners.append((Path(f"/proc/{pid}/cmdline").read_bytes(), Path(f"/proc/{pid}").stat().st_uid))
+			except OSError:
+				continue
+	return owners
 
 
 def test_proxy_forwards_and_cuts_after_the_given_bytes(dovecot):

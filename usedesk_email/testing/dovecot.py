@@ -1,9 +1,15 @@
 """A real Dovecot IMAP server on 127.0.0.1 for tests and the demo command.
 
 Tests of the mail engine must run against a real server, not a mock, so this starts
-Dovecot (2.3) from a generated config in a directory of its own. It needs root (Dovecot
-switches the mail processes to the uid of ``nobody``) and the ``dovecot-imapd`` and
-``openssl`` packages; nothing else on the machine is touched.
+Dovecot (2.3) from a generated config in a directory of its own. It needs the
+``dovecot-imapd`` and ``openssl`` packages; nothing else on the machine is touched.
+
+It runs as whoever starts it. Under root, Dovecot switches the mail processes to the uid
+of ``nobody`` and its own processes to its ``dovecot``/``dovenull`` users, as a system
+Dovecot does. Under an ordinary user (a bench's owner running Frappe's tests) every
+Dovecot process stays that user: ``default_internal_user``, ``default_login_user``,
+``default_internal_group`` and the mail uid/gid are set to the current user and group,
+login processes are not chrooted, and the listeners are unprivileged ports on 127.0.0.1.
 
 Usage::
 
@@ -43,6 +49,7 @@ with ``pgrep -g``.
 
 from __future__ import annotations
 
+import grp
 import itertools
 import os
 import pwd
@@ -120,7 +127,7 @@ class DovecotServer:
 
 	``root``: the directory for config, runtime files, logs and mail. When omitted, a fresh
 	directory under the system temp dir is made and removed again by ``stop``. A given
-	directory is kept; it and its parents must be traversable by ``nobody``.
+	directory is kept; under root it and its parents must be traversable by ``nobody``.
 	``users``: user name -> password, created at start (``add_user`` adds more later).
 	``oauth2_introspection_url``: turns on XOAUTH2/OAUTHBEARER logins checked there.
 	"""
@@ -147,7 +154,8 @@ class DovecotServer:
 		self.plain_port = 0
 		self.ssl_port = 0
 		self.no_tls_port = 0
-		self._uid, self._gid = _mail_ids()
+		self._identity = _identity()
+		self._uid, self._gid = self._identity.uid, self._identity.gid
 
 	def __enter__(self) -> DovecotServer:
 		return self.start()
@@ -186,11 +194,7 @@ class DovecotServer:
 	# -- lifecycle -------------------------------------------------------------
 
 	def start(self) -> DovecotServer:
-		if os.geteuid() != 0:
-			raise DovecotError(
-				"the test Dovecot must be started as root (it switches mail processes to 'nobody')"
-			)
-		if shutil.which("dovecot") is None or shutil.which("openssl") is None:
+		if _dovecot_binary() is None or shutil.which("openssl") is None:
 			raise DovecotError("the test Dovecot needs the 'dovecot-imapd' and 'openssl' packages installed")
 		if self._instances:
 			raise DovecotError("this Dovecot is already started")
@@ -337,7 +341,8 @@ class DovecotServer:
 		root = self._require_root()
 		root.mkdir(parents=True, exist_ok=True)
 		root.chmod(0o755)
-		_check_reachable(root)
+		if self._identity.privileged:
+			_check_reachable(root)
 		if len(str(root)) + len("/run-notls") > MAX_BASE_DIR:
 			raise DovecotError(f"{root} is too long a path for Dovecot's sockets; use a shorter directory")
 		_make_dir(root / "mail", self._uid, self._gid)
@@ -390,7 +395,7 @@ class DovecotServer:
 		instance.config.write_text(self._render_config(instance))
 		with open(instance.stderr, "wb") as stderr:
 			instance.process = subprocess.Popen(
-				["dovecot", "-F", "-c", str(instance.config)],
+				[_dovecot_binary() or "dovecot", "-F", "-c", str(instance.config)],
 				stdin=subprocess.DEVNULL,
 				stdout=stderr,
 				stderr=subprocess.STDOUT,
@@ -467,7 +472,7 @@ mail_uid = {self._uid}
 mail_gid = {self._gid}
 first_valid_uid = {self._uid}
 first_valid_gid = {self._gid}
-
+{self._identity.config()}
 passdb {{
   driver = passwd-file
 {passwd_mechanisms}  args = scheme=PLAIN {self.passwd_dir}/%u.passwd
@@ -478,7 +483,7 @@ passdb {{
 }}
 
 service imap-login {{
-  inet_listener imap {{
+{self._identity.chroot()}  inet_listener imap {{
     address = {HOST}
     port = {plain_port}
   }}
@@ -489,7 +494,7 @@ service imap-login {{
   }}
 }}
 service anvil {{
-  unix_listener anvil-auth-penalty {{
+{self._identity.chroot()}  unix_listener anvil-auth-penalty {{
     mode = 0
   }}
 }}
@@ -501,13 +506,58 @@ service stats {{
 """
 
 
-def _mail_ids() -> tuple[int, int]:
-	"""The uid/gid Dovecot runs mail processes as (Dovecot refuses root)."""
+def _dovecot_binary() -> str | None:
+	"""Dovecot lives in /usr/sbin, which an ordinary user's PATH (a bench's owner) lacks."""
+	return shutil.which("dovecot") or shutil.which("dovecot", path="/usr/local/sbin:/usr/sbin:/sbin")
+
+
+@dataclass(frozen=True)
+class _Identity:
+	"""Who Dovecot's processes run as: mail processes (``uid``/``gid``) and, when not started
+	by root, its internal and login processes too (``user``/``group``)."""
+
+	uid: int
+	gid: int
+	privileged: bool
+	user: str = ""
+	group: str = ""
+
+	def config(self) -> str:
+		"""Settings that keep an unprivileged Dovecot from switching to users it cannot become."""
+		if self.privileged:
+			return ""
+		return (
+			"# Started by an ordinary user: every process stays that user.\n"
+			f"default_internal_user = {self.user}\n"
+			f"default_internal_group = {self.group}\n"
+			f"default_login_user = {self.user}\n"
+		)
+
+	def chroot(self) -> str:
+		"""A service's chroot line: only root can chroot, so an ordinary user's Dovecot has none."""
+		return "" if self.privileged else "  chroot =\n"
+
+
+def _identity() -> _Identity:
+	"""Root: mail processes as ``nobody`` (Dovecot refuses root for them). Anyone else: all
+	processes as the current user and group."""
+	if os.geteuid() == 0:
+		try:
+			entry = pwd.getpwnam("nobody")
+		except KeyError:
+			raise DovecotError(
+				"the system has no 'nobody' user for the test Dovecot's mail processes"
+			) from None
+		return _Identity(entry.pw_uid, entry.pw_gid, privileged=True)
+	uid, gid = os.geteuid(), os.getegid()
 	try:
-		entry = pwd.getpwnam("nobody")
+		user = pwd.getpwuid(uid).pw_name
+		group = grp.getgrgid(gid).gr_name
 	except KeyError:
-		raise DovecotError("the system has no 'nobody' user for the test Dovecot's mail processes") from None
-	return entry.pw_uid, entry.pw_gid
+		raise DovecotError(
+			f"uid {uid} / gid {gid} have no user or group name for Dovecot's settings"
+		) from None
+	return _Identity(uid, gid, privileged=False, user=user, group=group)
 
 
 def _make_dir(path: Path, uid: int, gid: int) -> None:
