@@ -8,11 +8,22 @@ import base64
 import re
 
 import frappe
+import requests
 from frappe.tests.utils import FrappeTestCase
 
 from usedesk_email.ingest import MAX_PARTICIPANTS, ORIGINAL_NAME
 from usedesk_email.ingest_batch import ingest_raw
-from usedesk_email.usedesk_email.test_support import mail, make_channel, record_outgoing
+from usedesk_email.poll import poll_channel
+from usedesk_email.testing.dovecot import DovecotServer
+from usedesk_email.usedesk_email.doctype.email_channel.test_inbound import SECRET, set_settings
+from usedesk_email.usedesk_email.test_support import (
+	dovecot_channel,
+	mail,
+	make_channel,
+	record_outgoing,
+	run_bench,
+	served_site,
+)
 
 # Header values that reach the desk: tags, event handlers, encoded words, broken tags, SVG.
 PAYLOADS = (
@@ -320,3 +331,106 @@ class TestHostileMail(FrappeTestCase):
 		self.assertIn('data-remote-src="https://tracker.example/open.gif"', comm.content)
 		self.assertNotRegex(comm.content, re.compile(r"<img[^>]*\ssrc=", re.I))
 		self.assertIn("after svg", comm.content)
+
+
+def big_mail(megabytes: int, tag: str, to: str = "help@example.com") -> bytes:
+	line = "Строка длинного письма. " * 40 + "\n"
+	body = line * (megabytes * 1024 * 1024 // len(line.encode()))
+	return mail(f"Big {tag}", sender="big@example.org", message_id=f"{tag}@example.org", body=body, to=to)
+
+
+class TestBigMailThroughEveryDoor(FrappeTestCase):
+	"""8, 16 and 24 MB bodies by IMAP, the endpoint and the MTA command: stored cut, the
+	original kept, the mail after them still ingested, the channel's health true."""
+
+	def assert_cut_with_original(self, communication: str, raw: bytes, crlf: bool = False) -> None:
+		"""`crlf`: the server stored the message with CRLF line ends (IMAP)."""
+		comm = frappe.get_doc("Communication", communication)
+		self.assertIn(ORIGINAL_NAME, comm.content)
+		(url,) = frappe.get_all(
+			"File",
+			{"attached_to_name": communication, "file_name": ("like", "original-message%")},
+			pluck="file_url",
+		)
+		kept = file_bytes(url)
+		self.assertEqual(
+			kept.replace(b"\r\n", b"\n") if crlf else kept, raw.replace(b"\r\n", b"\n") if crlf else raw
+		)
+
+	def setUp(self):
+		self.run_id = frappe.generate_hash(length=8)  # the site keeps what earlier runs stored
+
+	def test_imap(self):
+		server = DovecotServer().start()
+		try:
+			box = server.new_mailbox("big")
+			channel = dovecot_channel(server, box, f"big {box.user}")
+			sent = {}
+			for megabytes in (8, 16, 24):
+				sent[f"imap{megabytes}-{self.run_id}"] = raw = big_mail(
+					megabytes, f"imap{megabytes}-{self.run_id}"
+				)
+				server.deliver(box.user, raw)
+			server.deliver(
+				box.user,
+				mail(
+					"After the big ones",
+					sender="small@example.org",
+					message_id=f"imap-after-{self.run_id}@example.org",
+				),
+			)
+			outcome = poll_channel(channel.name)
+			self.assertEqual((outcome["result"], outcome["stored"], outcome["failed"]), ("ok", 4, 0), outcome)
+			for tag, raw in sent.items():
+				(name,) = frappe.get_all("Communication", {"message_id": f"{tag}@example.org"}, pluck="name")
+				self.assert_cut_with_original(name, raw, crlf=True)
+			health = frappe.db.get_value(
+				"Email Channel", channel.name, ["consecutive_failures", "messages_ingested"], as_dict=True
+			)
+			self.assertEqual((health.consecutive_failures, health.messages_ingested), (0, 4))
+			self.assertTrue(all("\\Seen" in f for f in server.flags(box.user).values()))
+		finally:
+			server.stop()
+
+	def test_endpoint_and_mta_command(self):
+		set_settings(inbound_domain="inbound.example.com", max_message_size_mb=25, inbound_rate_limit=600)
+		channel = make_channel(
+			f"big internal {frappe.generate_hash(length=6)}",
+			incoming_type="Internal",
+			main_email="support@shop.example",
+			from_email="support@shop.example",
+			inbound_secret=SECRET,
+		)
+		frappe.db.commit()
+		with served_site() as base:
+			for megabytes in (8, 16, 24):
+				raw = big_mail(megabytes, f"http{megabytes}-{self.run_id}", to=channel.internal_address)
+				answer = requests.post(
+					base + "/api/method/usedesk_email.api.inbound",
+					data=raw,
+					headers={"Content-Type": "message/rfc822", "X-Usedesk-Secret": SECRET},
+					timeout=300,
+				)
+				frappe.db.commit()
+				self.assertEqual(answer.status_code, 200, answer.text[:300])
+				self.assert_cut_with_original(answer.json()["message"]["message"], raw)
+		for megabytes in (8, 16, 24):
+			raw = big_mail(megabytes, f"pipe{megabytes}-{self.run_id}")
+			result = run_bench(
+				["usedesk-email", "deliver", "--recipient", channel.internal_address], stdin=raw
+			)
+			self.assertEqual(result.returncode, 0, result.stderr.decode(errors="replace")[-500:])
+			(name,) = frappe.get_all(
+				"Communication", {"message_id": f"pipe{megabytes}-{self.run_id}@example.org"}, pluck="name"
+			)
+			self.assert_cut_with_original(name, raw)
+		after = run_bench(
+			["usedesk-email", "deliver", "--recipient", channel.internal_address],
+			stdin=mail(
+				"After", sender="small@example.org", message_id=f"pipe-after-{self.run_id}@example.org"
+			),
+		)
+		self.assertEqual(after.returncode, 0)
+		self.assertTrue(
+			frappe.db.exists("Communication", {"message_id": f"pipe-after-{self.run_id}@example.org"})
+		)
