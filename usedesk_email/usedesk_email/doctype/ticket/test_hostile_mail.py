@@ -11,8 +11,9 @@ import frappe
 import requests
 from frappe.tests.utils import FrappeTestCase
 
-from usedesk_email.ingest import MAX_PARTICIPANTS, ORIGINAL_NAME
+from usedesk_email.ingest import ORIGINAL_NAME
 from usedesk_email.ingest_batch import ingest_raw
+from usedesk_email.participants import MAX_PARTICIPANTS
 from usedesk_email.poll import poll_channel
 from usedesk_email.testing.dovecot import DovecotServer
 from usedesk_email.usedesk_email.doctype.email_channel.test_inbound import SECRET, set_settings
