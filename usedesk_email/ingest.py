@@ -86,6 +86,8 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 		return ignore(ledger, ticket and ticket.name, "ignored:own-address")
 	if msg.kind in AUTOMATIC and not ticket:
 		return ignore(ledger, None, f"ignored:{msg.kind.value}")
+	if msg.kind == Kind.BULK and not ticket and channel.bulk_mail == "Ignore":
+		return ignore(ledger, None, "ignored:bulk")
 	if not sender:
 		raise ValueError("The message has no usable sender address (From); it cannot open or join a ticket.")
 
