@@ -188,8 +188,13 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		history=quoted(earlier),
 		in_reply_to=thread[-1] if thread else "",
 		references=thread,
-		subject_prefix="Fwd:" if forward else "Re:",
+		subject_prefix="Fwd:" if forward else ("Re:" if answers_client(earlier) else ""),
 	)
+
+
+def answers_client(earlier: list) -> bool:
+	"""A letter answers only when something was received: an agent's first letter has no "Re:"."""
+	return any(m.sent_or_received == "Received" for m in earlier)
 
 
 def is_first_letter(comm, ticket) -> bool:
@@ -218,7 +223,15 @@ def earlier_messages(ticket: str, before=None) -> list:
 	return frappe.get_all(
 		"Communication",
 		filters=filters,
-		fields=["sender", "sender_full_name", "communication_date", "content", "text_content", "message_id"],
+		fields=[
+			"sender",
+			"sender_full_name",
+			"sent_or_received",
+			"communication_date",
+			"content",
+			"text_content",
+			"message_id",
+		],
 		order_by="communication_date asc, creation asc",
 	)
 
