@@ -165,7 +165,10 @@ def quoted(text: str) -> str:
 
 def hostile_mail(index: int, payload: str, shape: str, run: str) -> bytes:
 	"""The payload in the Subject, the From and Cc names, a quoted local part, the body
-	and an attachment's file name; `shape` is "plain" or "encoded" (RFC 2047 / 2231)."""
+	and an attachment's file name; `shape` is "plain" or "encoded" (RFC 2047 / 2231).
+
+	The attachment's bytes are the mail's own: Frappe stores equal bytes once, under the
+	first file's name, and the timeline shows that name."""
 	if shape == "encoded":
 		subject, name, cc_name = encoded(f"Hi {payload}"), encoded(f"Eve {payload}"), encoded(f"Cc {payload}")
 		disposition = f"attachment; filename*=utf-8''{quote(payload + '.pdf', safe='')}"
@@ -186,7 +189,7 @@ def hostile_mail(index: int, payload: str, shape: str, run: str) -> bytes:
 		f"Body {payload}\r\n"
 		f"--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: {disposition}\r\n"
 		"Content-Transfer-Encoding: base64\r\n\r\n"
-		f"{base64.b64encode(b'%PDF-1.4 not really').decode()}\r\n--b1--\r\n"
+		f"{base64.b64encode(f'%PDF-1.4 {index}{shape}{run}'.encode()).decode()}\r\n--b1--\r\n"
 	)
 	return (head + body).encode()
 
@@ -414,6 +417,12 @@ class TestDeskBrowser(FrappeTestCase):
 			with self.subTest(ticket=ticket):
 				self.open_form(driver, ticket)
 				self.assert_no_script_ran(driver, f"form {ticket}")
+				files = driver.execute_script(
+					"return [...document.querySelectorAll('.timeline-message-box a[href*=\"/files/\"]')]"
+					".map((a) => a.textContent.trim())"
+				)
+				self.assertEqual(len(files), 1, "the attachment, under its own name")
+				self.assertTrue(files[0].endswith(".pdf"), files)
 				self.open_dialog(driver, "Reply", "Reply to")
 				self.assert_no_script_ran(driver, f"Reply dialog {ticket}")
 				self.close_dialog(driver)
@@ -421,6 +430,7 @@ class TestDeskBrowser(FrappeTestCase):
 				self.assert_no_script_ran(driver, f"Forward dialog {ticket}")
 				self.close_dialog(driver)
 		self.shot(driver, "agent-hostile-form")
+		self.shot(driver, "agent-hostile-timeline", self.message_box(driver, "Body"))
 		self.assertEqual(self.logged_user(driver), [200, AGENT])
 		self.assert_detector_fires(driver)
 
@@ -513,3 +523,33 @@ class TestDeskBrowser(FrappeTestCase):
 			str(self.hostile[0]),
 		)
 		self.assertEqual(driver.find_elements("css selector", ".usedesk-show-images"), [])
+
+
+class TestAgentAccess(FrappeTestCase):
+	"""What the browser tests found an agent lacking, checked without a browser."""
+
+	def test_an_agent_reads_a_tickets_mail_files_and_its_channels_forward_setting(self):
+		channel = make_channel(f"access {frappe.generate_hash(length=6)}", forward_as_new_ticket=1)
+		result = ingest_raw(channel, hostile_mail(0, "plain name", "plain", channel.name), "test")
+		file = frappe.get_doc("File", {"attached_to_name": result.communication})
+		self.assertTrue(file.is_private)
+		desk_user(AGENT, "Support Agent")
+		frappe.set_user(AGENT)
+		self.addCleanup(frappe.set_user, "Administrator")
+		self.assertTrue(file.is_downloadable(), "the agent may open the mail's attachment")
+		ticket = frappe.get_doc("Ticket", result.ticket)
+		ticket.run_method("onload")
+		self.assertTrue(ticket.get_onload().forward_as_new_ticket)
+		self.assertFalse(frappe.has_permission("Email Channel", "read"))
+		other = frappe.get_doc(
+			{
+				"doctype": "Communication",
+				"subject": "not a ticket's",
+				"reference_doctype": "Email Channel",
+				"reference_name": channel.name,
+			}
+		).insert(ignore_permissions=True)
+		self.assertFalse(
+			frappe.has_permission("Communication", "read", doc=other),
+			"only Communications of what the agent may read",
+		)
