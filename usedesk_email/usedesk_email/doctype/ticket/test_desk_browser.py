@@ -224,6 +224,28 @@ def html_mail(pixel_url: str, run: str) -> bytes:
 	).encode()
 
 
+def remove_channel_rows(channel: str) -> None:
+	"""A test channel goes with its committed tickets, messages and files (ingestion commits)."""
+	frappe.db.rollback()
+	tickets = frappe.get_all("Ticket", {"channel": channel}, pluck="name")
+	comms = frappe.get_all(
+		"Communication",
+		{"reference_doctype": "Ticket", "reference_name": ("in", tickets or ["-"])},
+		pluck="name",
+	)
+	for file in frappe.get_all(
+		"File", {"attached_to_doctype": "Communication", "attached_to_name": ("in", comms)}, pluck="name"
+	):
+		frappe.delete_doc("File", file, force=True, ignore_permissions=True)
+	if comms:
+		frappe.db.delete("Communication Link", {"parent": ("in", comms)})
+		frappe.db.delete("Communication", {"name": ("in", comms)})
+	frappe.db.delete("Ticket", {"channel": channel})
+	frappe.db.delete("Email Channel Message", {"channel": channel})
+	frappe.delete_doc("Email Channel", channel, force=True, ignore_permissions=True)
+	frappe.db.commit()
+
+
 @contextmanager
 def administrator_password():
 	"""A password of our own for Administrator while the browser logs in; the site's own
@@ -258,11 +280,17 @@ class TestDeskBrowser(FrappeTestCase):
 				f"the setup wizard of {frappe.local.site} is not complete: "
 				"bench --site SITE execute frappe.utils.install.complete_setup_wizard"
 			)
-		cls.shots = os.environ.get("USEDESK_SCREENSHOTS") or tempfile.mkdtemp(prefix="usedesk-desk-")
+		cls.shots = os.environ.get("USEDESK_SCREENSHOTS")
+		if not cls.shots:
+			cls.shots = tempfile.mkdtemp(prefix="usedesk-desk-")
+			cls.addClassCleanup(shutil.rmtree, cls.shots, ignore_errors=True)
 		os.makedirs(cls.shots, exist_ok=True)
+		# class cleanups run even when setUpClass fails half-way
 		cls.pixels = PixelServer()
+		cls.addClassCleanup(cls.pixels.close)
 		run = frappe.generate_hash(length=8)
 		cls.channel = make_channel(f"browser {run}", forward_as_new_ticket=1)
+		cls.addClassCleanup(remove_channel_rows, cls.channel.name)
 		cls.hostile = []
 		for index, payload in enumerate(PAYLOADS):
 			for shape in ("plain", "encoded"):
@@ -276,38 +304,9 @@ class TestDeskBrowser(FrappeTestCase):
 		desk_user(AGENT, "Support Agent")
 		update_password(AGENT, PASSWORD)
 		frappe.db.commit()  # the served site is another process
-		cls.site = served_site()
-		cls.base = cls.site.__enter__()
-
-	@classmethod
-	def tearDownClass(cls):
-		try:
-			cls.site.__exit__(None, None, None)
-			cls.pixels.close()
-			cls.remove_rows()
-			if not os.environ.get("USEDESK_SCREENSHOTS"):
-				shutil.rmtree(cls.shots, ignore_errors=True)
-		finally:
-			super().tearDownClass()
-
-	@classmethod
-	def remove_rows(cls):
-		"""The committed rows of this run go again, with their files."""
-		tickets = frappe.get_all("Ticket", {"channel": cls.channel.name}, pluck="name")
-		comms = frappe.get_all(
-			"Communication", {"reference_doctype": "Ticket", "reference_name": ("in", tickets)}, pluck="name"
-		)
-		for file in frappe.get_all(
-			"File", {"attached_to_doctype": "Communication", "attached_to_name": ("in", comms)}, pluck="name"
-		):
-			frappe.delete_doc("File", file, force=True, ignore_permissions=True)
-		if comms:
-			frappe.db.delete("Communication Link", {"parent": ("in", comms)})
-			frappe.db.delete("Communication", {"name": ("in", comms)})
-		frappe.db.delete("Ticket", {"channel": cls.channel.name})
-		frappe.db.delete("Email Channel Message", {"channel": cls.channel.name})
-		frappe.delete_doc("Email Channel", cls.channel.name, force=True, ignore_permissions=True)
-		frappe.db.commit()
+		site = served_site()
+		cls.base = site.__enter__()
+		cls.addClassCleanup(site.__exit__, None, None, None)
 
 	# --- the browser
 
@@ -530,6 +529,7 @@ class TestAgentAccess(FrappeTestCase):
 
 	def test_an_agent_reads_a_tickets_mail_files_and_its_channels_forward_setting(self):
 		channel = make_channel(f"access {frappe.generate_hash(length=6)}", forward_as_new_ticket=1)
+		self.addCleanup(remove_channel_rows, channel.name)
 		result = ingest_raw(channel, hostile_mail(0, "plain name", "plain", channel.name), "test")
 		file = frappe.get_doc("File", {"attached_to_name": result.communication})
 		self.assertTrue(file.is_private)
