@@ -10,11 +10,10 @@ frappe.ui.form.on("Ticket", {
 			frm.timeline.compose_mail = () => frm.trigger("reply");
 		}
 		frm.add_custom_button(__("Reply"), () => frm.trigger("reply")).addClass("btn-primary");
-		frappe.db.get_value("Email Channel", frm.doc.channel, "forward_as_new_ticket").then((r) => {
-			if (r.message && r.message.forward_as_new_ticket) {
-				frm.add_custom_button(__("Forward message"), () => frm.trigger("forward"));
-			}
-		});
+		// Set by Ticket.onload: agents may not read the channel itself.
+		if (frm.doc.__onload && frm.doc.__onload.forward_as_new_ticket) {
+			frm.add_custom_button(__("Forward message"), () => frm.trigger("forward"));
+		}
 		if (frm.doc.delivery_problem) {
 			frm.add_custom_button(__("Retry Sending"), () =>
 				frappe
