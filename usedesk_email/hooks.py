@@ -26,6 +26,8 @@ scheduler_events = {
 	},
 }
 
+has_permission = {"Communication": "usedesk_email.permissions.communication"}
+
 doc_events = {
 	"Communication": {
 		"after_insert": "usedesk_email.outgoing.queue_sending",

@@ -553,3 +553,9 @@ class TestAgentAccess(FrappeTestCase):
 			frappe.has_permission("Communication", "read", doc=other),
 			"only Communications of what the agent may read",
 		)
+		frappe.set_user("Administrator")  # made by someone else: Frappe lets owners read their own
+		loose = frappe.get_doc({"doctype": "Communication", "subject": "belongs to nothing"}).insert(
+			ignore_permissions=True
+		)
+		frappe.set_user(AGENT)
+		self.assertFalse(frappe.has_permission("Communication", "read", doc=loose), "nor one of nothing")
