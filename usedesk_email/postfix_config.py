@@ -109,14 +109,20 @@ def write_recipient_table(path: str, addresses: list[str]) -> bool:
 	(only the text is written then).
 	"""
 	directory = os.path.dirname(path)
-	os.makedirs(directory, exist_ok=True)
 	config = os.path.join(directory, "postmap-config")
-	os.makedirs(config, exist_ok=True)
+	for new_directory in (directory, config):
+		if not os.path.isdir(new_directory):
+			os.makedirs(new_directory)
+			_owned_as_parent(new_directory)
 	if not os.path.exists(os.path.join(config, "main.cf")):
 		with open(os.path.join(config, "main.cf"), "w") as f:
 			f.write("# Empty on purpose: postmap needs a main.cf to read.\n")
+		_owned_as_parent(os.path.join(config, "main.cf"))
 	text = "".join(f"{address} OK\n" for address in sorted(set(addresses)))
+	new_lock = not os.path.exists(f"{path}.lock")
 	with open(f"{path}.lock", "a") as lock:
+		if new_lock:
+			_owned_as_parent(f"{path}.lock")
 		fcntl.flock(lock, fcntl.LOCK_EX)
 		with open(f"{path}.new", "w") as f:
 			f.write(text)
@@ -131,6 +137,15 @@ def write_recipient_table(path: str, addresses: list[str]) -> bool:
 				env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
 			)
 			os.chmod(f"{path}.new.db", 0o644)
+			_owned_as_parent(f"{path}.new.db")
 			os.replace(f"{path}.new.db", f"{path}.db")
+		_owned_as_parent(f"{path}.new")
 		os.replace(f"{path}.new", path)
 	return postmap is not None
+
+
+def _owned_as_parent(path: str) -> None:
+	"""Files root makes in a site (a command or the tests run as root) stay the bench owner's."""
+	if os.geteuid() == 0:
+		parent = os.stat(os.path.dirname(path))
+		os.chown(path, parent.st_uid, parent.st_gid)

@@ -110,7 +110,7 @@ class PostfixServer:
 		return self._require_root() / "maillog"
 
 	def start(self) -> PostfixServer:
-		if shutil.which("postfix") is None and not Path("/usr/sbin/postfix").exists():
+		if postfix_program("postfix") is None:
 			raise PostfixError("the test Postfix needs Debian's 'postfix' package installed")
 		if self.process is not None:
 			raise PostfixError("this Postfix is already started")
@@ -169,7 +169,7 @@ class PostfixServer:
 
 	def postfix_command(self, command: str, *args: str) -> str:
 		result = subprocess.run(
-			as_postfix_root([command, "-c", str(self.config_dir), *args]),
+			as_postfix_root([postfix_program(command) or command, "-c", str(self.config_dir), *args]),
 			capture_output=True,
 			text=True,
 			timeout=60,
@@ -232,9 +232,10 @@ export_environment = TZ MAIL_CONFIG LANG {names}
 				[
 					"sh",
 					"-c",
-					'mkdir -p "$1/data" "$1/queue" && chown postfix: "$1/data" && postfix -c "$1/conf" check',
+					'mkdir -p "$1/data" "$1/queue" && chown postfix: "$1/data" && "$2" -c "$1/conf" check',
 					"sh",
 					str(root),
+					postfix_program("postfix"),
 				]
 			),
 			capture_output=True,
@@ -287,6 +288,11 @@ export_environment = TZ MAIL_CONFIG LANG {names}
 				_kill_group(process.pid)
 				break
 			time.sleep(0.05)
+
+
+def postfix_program(name: str) -> str | None:
+	"""A Postfix command, also where an ordinary user's PATH does not reach (/usr/sbin)."""
+	return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
 
 
 def as_postfix_root(argv: list[str]) -> list[str]:
