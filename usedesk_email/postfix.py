@@ -24,13 +24,30 @@ def recipients_path() -> str:
 	return os.path.abspath(frappe.get_site_path("usedesk_email", RECIPIENTS_FILE))
 
 
+ACCEPTED = """SELECT internal_address FROM `tabEmail Channel`
+	WHERE incoming_type='Internal' AND enabled=1 AND IFNULL(internal_address, '')!=''"""
+
+
 def accepted_addresses() -> list[str]:
-	"""What `deliver` would route: enabled Internal channels' internal addresses."""
-	return frappe.get_all(
-		"Email Channel",
-		filters={"incoming_type": "Internal", "enabled": 1, "internal_address": ("is", "set")},
-		pluck="internal_address",
+	"""What `deliver` would route: enabled Internal channels' internal addresses, as committed.
+
+	Read over a connection of its own: this runs right after a commit, and a read on the
+	session's connection would fix the snapshot of its next transaction at that moment
+	(the caller's next reads would not see what other processes commit meanwhile).
+	"""
+	from frappe.database import get_db
+
+	db = get_db(
+		host=frappe.conf.db_host,
+		port=frappe.conf.db_port,
+		user=frappe.conf.db_name,
+		password=frappe.conf.db_password,
+		cur_db_name=frappe.conf.db_name,
 	)
+	try:
+		return [row[0] for row in db.sql(ACCEPTED)]
+	finally:
+		db.close()
 
 
 def refresh_recipient_table() -> bool:
