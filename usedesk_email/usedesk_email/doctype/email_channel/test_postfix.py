@@ -155,7 +155,8 @@ class TestPostfix(FrappeTestCase):
 		bounces = len(self.bounces.deliveries)
 		for rcpt in (f"in-nobody@{DOMAIN}", f"NOBODY@{DOMAIN}"):
 			with self.assertRaises(smtplib.SMTPRecipientsRefused) as refused:
-				self.send(mail("To nobody", message_id=self.mid("pf-nobody")), rcpt)
+				# The To: header names the channel: only the envelope recipient counts.
+				self.send(mail("To nobody", message_id=self.mid("pf-nobody"), to=self.address), rcpt)
 			((code, reply),) = refused.exception.recipients.values()
 			self.assertEqual(code, 550, reply)
 			self.assertIn(b"5.1.1", reply)
