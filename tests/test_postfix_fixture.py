@@ -8,9 +8,8 @@ refused during the SMTP conversation, and that its size limit refuses at DATA.
 import os
 import pwd
 import re
+import shutil
 import smtplib
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -64,38 +63,40 @@ def test_the_readme_shows_the_block_the_tests_use():
 def postfix():
 	"""A Postfix relaying DOMAIN to a script, bounces going to a test SMTP server."""
 	work = Path(tempfile.mkdtemp(prefix="usedesk-pipe-"))
-	user = pipe_user()
-	out = work / "out"
-	out.mkdir(parents=True)
-	os.chmod(work, 0o755)
-	os.chown(out, pwd.getpwnam(user).pw_uid, -1)
-	script = work / "deliver.py"
-	script.write_text(SCRIPT.format(python="/usr/bin/python3", out=str(out)))
-	script.chmod(0o755)
-	recipients = work / "recipients"
-	assert write_recipient_table(
-		str(recipients), [f"in-{n}@{DOMAIN}" for n in ("ok", "refused", "unknown", "later")]
-	)
-	main = (
-		f"relay_domains = {DOMAIN}\n"
-		f"relay_recipient_maps = hash:{recipients}\n"
-		f"transport_maps = inline:{{ {DOMAIN}=script: }}\n"
-		"script_destination_recipient_limit = 1\n"
-		"message_size_limit = 1048576\n"
-	)
-	master = (
-		"script    unix  -       n       n       -       4       pipe\n"
-		f"  flags=Rq user={user} directory={work} null_sender=\n"
-		f"  argv={script} ${{recipient}}\n"
-	)
-	with (
-		SmtpTestServer(security="none") as outbound,
-		PostfixServer(main, master, outbound=(outbound.host, outbound.port)) as server,
-	):
-		server.out = out
-		server.bounces = outbound
-		yield server
-	subprocess.run(["rm", "-rf", str(work)], check=False)
+	try:
+		user = pipe_user()
+		out = work / "out"
+		out.mkdir(parents=True)
+		os.chmod(work, 0o755)
+		os.chown(out, pwd.getpwnam(user).pw_uid, -1)
+		script = work / "deliver.py"
+		script.write_text(SCRIPT.format(python="/usr/bin/python3", out=str(out)))
+		script.chmod(0o755)
+		recipients = work / "recipients"
+		assert write_recipient_table(
+			str(recipients), [f"in-{n}@{DOMAIN}" for n in ("ok", "refused", "unknown", "later")]
+		)
+		main = (
+			f"relay_domains = {DOMAIN}\n"
+			f"relay_recipient_maps = hash:{recipients}\n"
+			f"transport_maps = inline:{{ {DOMAIN}=script: }}\n"
+			"script_destination_recipient_limit = 1\n"
+			"message_size_limit = 1048576\n"
+		)
+		master = (
+			"script    unix  -       n       n       -       4       pipe\n"
+			f"  flags=Rq user={user} directory={work} null_sender=\n"
+			f"  argv={script} ${{recipient}}\n"
+		)
+		with (
+			SmtpTestServer(security="none") as outbound,
+			PostfixServer(main, master, outbound=(outbound.host, outbound.port)) as server,
+		):
+			server.out = out
+			server.bounces = outbound
+			yield server
+	finally:
+		shutil.rmtree(work, ignore_errors=True)
 
 
 def pipe_user() -> str:
