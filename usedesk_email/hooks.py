@@ -12,11 +12,16 @@ required_apps = []
 export_python_type_annotations = True
 
 before_install = "usedesk_email.install.ensure_roles"
-after_install = ["usedesk_email.install.index_file_hashes", "usedesk_email.install.grant_communication_read"]
+after_install = [
+	"usedesk_email.install.index_file_hashes",
+	"usedesk_email.install.grant_communication_read",
+	"usedesk_email.postfix.refresh_recipient_table",
+]
 after_migrate = [
 	"usedesk_email.install.ensure_roles",
 	"usedesk_email.install.index_file_hashes",
 	"usedesk_email.install.grant_communication_read",
+	"usedesk_email.postfix.refresh_recipient_table",
 ]
 
 scheduler_events = {
@@ -31,6 +36,15 @@ has_permission = {"Communication": "usedesk_email.permissions.communication"}
 doc_events = {
 	"Communication": {
 		"after_insert": "usedesk_email.outgoing.queue_sending",
+	},
+	# Postfix's table of the internal addresses it may accept (usedesk_email/postfix.py).
+	"Email Channel": {
+		"on_update": "usedesk_email.postfix.refresh_after_commit",
+		"on_trash": "usedesk_email.postfix.refresh_after_commit",
+		"after_rename": "usedesk_email.postfix.refresh_after_commit",
+	},
+	"Email Channel Settings": {
+		"on_update": "usedesk_email.postfix.refresh_after_commit",
 	},
 }
 

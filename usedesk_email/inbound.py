@@ -30,13 +30,19 @@ class UnknownRecipient(frappe.DoesNotExistError):
 	pass
 
 
-def check_size(size: int) -> None:
-	limit = max_message_bytes()
-	if size > limit:
+def check_size(size: int, exact: bool = True, limit: int | None = None) -> None:
+	"""Refuse a message over the limit (the site's cap unless the door allows more), naming
+	its real size, or "more than" when only a lower bound of it is known."""
+	cap = max_message_bytes()
+	if size > (limit or cap):
+		megabytes = f"{size / 1048576:.1f}"
+		message = (
+			_("The message is {0} MB; this site accepts at most {1} MB.")
+			if exact
+			else _("The message is more than {0} MB; this site accepts at most {1} MB.")
+		)
 		frappe.throw(
-			_("The message is {0} MB; this site accepts at most {1} MB.").format(
-				round(size / 1048576, 1), round(limit / 1048576, 1)
-			),
+			message.format(megabytes, f"{cap / 1048576:.1f}"),
 			MessageTooLarge,
 			title=_("Message too large"),
 		)
@@ -96,15 +102,25 @@ def check_secret(channel, given: str) -> None:
 		frappe.throw(_("The inbound secret is wrong."), frappe.PermissionError, title=_("Wrong secret"))
 
 
-def accept(raw: bytes, explicit: list[str], source: str, secret: str | None = None, *, check_auth: bool):
+def accept(
+	raw: bytes,
+	explicit: list[str],
+	source: str,
+	secret: str | None = None,
+	*,
+	check_auth: bool,
+	size: tuple[int, bool] | None = None,
+	limit: int | None = None,
+):
 	"""Check, route and ingest one delivered message: (channel, IngestResult).
 
 	Before the sender is authenticated only the size and the header block are looked at;
-	the message is parsed after.
+	the message is parsed after. ``size``: (bytes, exact) when the door read only part of
+	an oversized message; ``limit``: a door's own larger limit (the MTA pipe's).
 	"""
 	if check_auth:
 		require_secret(secret)
-	check_size(len(raw))
+	check_size(*(size or (len(raw), True)), limit=limit)
 	check_is_mail(raw)
 	channel = find_channel(explicit, raw)
 	if check_auth:

@@ -66,8 +66,8 @@ def dedupe_key(message_id: str, sender: str = "") -> str:
 def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	"""Decide where the message goes, then write: ledger row first, ticket, Communication.
 
-	The ticket and Communication names are chosen before the ledger row is written, so that
-	row is complete at once; a duplicate fails on it before anything else is written.
+	A duplicate fails on the ledger row before anything else is written, and before a new
+	ticket takes its number (see `claim_ledger_row`).
 	"""
 	own = own_addresses(channel)
 	sender = msg.sender.email.lower() if msg.sender else ""
@@ -93,9 +93,8 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 
 	previous = ticket.name if ticket and ticket.status == "Closed" and msg.kind not in AUTOMATIC else None
 	new_ticket = not ticket or previous
-	name = str(frappe.db.get_next_sequence_val("Ticket")) if new_ticket else ticket.name
 	communication = sortable_name()
-	insert_plain(LEDGER, {**ledger, "ticket": name, "communication": communication, "outcome": "stored"})
+	name = claim_ledger_row(ledger, communication, None if new_ticket else ticket.name)
 	participants = [] if msg.kind in AUTOMATIC else cc_participants(msg, own, sender)
 	message_date = local_time(msg)
 	if new_ticket:
@@ -104,6 +103,46 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 		add_participants(ticket.name, participants)
 	add_communication(ticket, msg, communication, [sender, *participants], message_date)
 	return IngestResult(ticket=name, communication=communication)
+
+
+def claim_ledger_row(ledger: dict, communication: str, ticket: str | None) -> str:
+	"""Insert the message's ledger row and return its ticket's name.
+
+	For a new ticket the row goes in first and the number is taken after it, so a duplicate
+	(which fails on the row's unique index) never uses up a ticket number.
+	"""
+	row = {**ledger, "name": sortable_name(), "communication": communication, "outcome": "stored"}
+	insert_plain(LEDGER, {**row, "ticket": ticket})
+	if ticket:
+		return ticket
+	number = ticket_number()
+	update_row(LEDGER, row["name"], ticket=number)
+	return number
+
+
+def ticket_number() -> str:
+	"""The next ticket number; numbers taken in a transaction that was rolled back (a batch
+	written again without its failed message) are handed out again first, so they leave no
+	gap. What is still unused when a transaction commits is given up."""
+	numbers = getattr(frappe.local, "usedesk_ticket_numbers", None)
+	if numbers is None:
+		numbers = frappe.local.usedesk_ticket_numbers = frappe._dict(taken=[], spare=[])
+	if release_ticket_numbers not in frappe.db.after_rollback._functions:
+		frappe.db.after_rollback.add(release_ticket_numbers)
+		frappe.db.after_commit.add(forget_ticket_numbers)
+	number = numbers.spare.pop(0) if numbers.spare else str(frappe.db.get_next_sequence_val("Ticket"))
+	numbers.taken.append(number)
+	return number
+
+
+def release_ticket_numbers() -> None:
+	numbers = frappe.local.usedesk_ticket_numbers
+	numbers.spare = sorted(numbers.spare + numbers.taken, key=int)
+	numbers.taken = []
+
+
+def forget_ticket_numbers() -> None:
+	frappe.local.usedesk_ticket_numbers = None
 
 
 def keep_differing_copy(channel, msg: ParsedMessage) -> str:
