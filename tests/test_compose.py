@@ -1,5 +1,6 @@
 """Composing replies: letters per recipient, headers, signature, quote, hostile input."""
 
+import html
 import random
 import re
 from datetime import datetime, timedelta, timezone
@@ -456,8 +457,8 @@ def history(count: int = 2, html: str = "") -> list[QuotedMessage]:
 
 def test_quote_newest_first_sanitised_below_the_signature():
 	text, body = bodies(display_quote=True, history=history(), personal_signature=PERSONAL)
-	newest = "On Mon, 3 Jun 2024 at 14:05 UTC, Shop Support <support@shop.example> wrote:"
-	older = "On Mon, 3 Jun 2024 at 13:05 UTC, Client Person <client@example.com> wrote:"
+	newest = "On Mon, 3 Jun 2024 at 14:05, Shop Support <support@shop.example> wrote:"
+	older = "On Mon, 3 Jun 2024 at 13:05, Client Person <client@example.com> wrote:"
 	assert text.index("We are on it.") < text.index("Anna Agent") < text.index(newest) < text.index(older)
 	assert f"{newest}\n> Message number 1\n>\n> second paragraph 1" in text
 	assert body.index("Anna Agent") < body.index(newest.replace("<", "&lt;").replace(">", "&gt;"))
@@ -561,3 +562,35 @@ def test_hostile_text_anywhere_gives_a_letter_or_a_compose_error(seed):
 		for letter, message in zip(reply.letters, parsed(reply), strict=True):
 			assert header_names(message) <= TOP_HEADERS
 			assert max(len(line) for line in letter.raw.split(b"\r\n")) <= 998
+
+
+@pytest.mark.parametrize(
+	"language, zone, expected",
+	[
+		("en", "UTC", "On Mon, 3 Jun 2024 at 14:05, Shop Support <support@shop.example> wrote:"),
+		("en", "Europe/Moscow", "On Mon, 3 Jun 2024 at 17:05, Shop Support <support@shop.example> wrote:"),
+		(
+			"ru",
+			"Europe/Moscow",
+			"пн, 3 июн. 2024 г. в 17:05, Shop Support <support@shop.example> написал(а):",
+		),
+		(
+			"ru",
+			"Asia/Vladivostok",
+			"вт, 4 июн. 2024 г. в 00:05, Shop Support <support@shop.example> написал(а):",
+		),
+		("xx", "UTC", "On Mon, 3 Jun 2024 at 14:05, Shop Support <support@shop.example> wrote:"),
+	],
+)
+def test_the_attribution_is_in_the_letters_language_and_the_sites_time_zone(language, zone, expected):
+	text, body = bodies(display_quote=True, history=history(), language=language, zone=zone)
+	assert expected in text
+	assert html.escape(expected) in body
+
+
+@pytest.mark.parametrize("signature", ["Anna Smith\n--\nSecond line support\n+7 900 000-00-00", "-- \nAnna"])
+def test_a_plain_text_signature_keeps_its_lines_in_both_parts(signature):
+	text, body = bodies(personal_signature=signature)
+	assert signature in text
+	assert "\\-" not in text
+	assert "<br>" in body.split("usedesk-signature", 1)[1]

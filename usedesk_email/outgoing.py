@@ -16,7 +16,7 @@ from frappe import _
 from frappe.utils import add_to_date, get_system_timezone, now_datetime
 
 from usedesk_email.channel_config import ca_file, own_addresses, smtp_settings
-from usedesk_email.ingest import LEDGER, dedupe_key, message_key
+from usedesk_email.ingest import AUTOMATIC, LEDGER, dedupe_key, message_key
 from usedesk_email.mail.compose import Letter, OutgoingAttachment, ReplyDraft, compose_reply
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.message import Address
@@ -168,7 +168,8 @@ def ledger_row(channel, ticket, comm, recipient: str, status: str, error: str) -
 
 def draft_for(comm, ticket, channel) -> ReplyDraft:
 	forward = bool(ticket.forwarded_from) and is_first_letter(comm, ticket)
-	earlier = earlier_messages(ticket.forwarded_from if forward else str(ticket.name), comm)
+	source = ticket.forwarded_from if forward else str(ticket.name)
+	earlier = by_people(source, earlier_messages(source, comm))
 	thread = [] if forward else [m.message_id for m in earlier if m.message_id]  # oldest first
 	return ReplyDraft(
 		subject=from_text(ticket.subject or ""),
@@ -189,7 +190,27 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		in_reply_to=thread[-1] if thread else "",
 		references=thread,
 		subject_prefix="Fwd:" if forward else ("Re:" if answers_client(earlier) else ""),
+		language=quote_language(channel),
+		zone=get_system_timezone(),
 	)
+
+
+def by_people(ticket: str, messages: list) -> list:
+	"""Without auto-replies and bounces: a reply threads to, and quotes, what people wrote."""
+	machine = set(
+		frappe.get_all(
+			LEDGER,
+			filters={"ticket": ticket, "direction": "Incoming", "kind": ("in", [k.value for k in AUTOMATIC])},
+			pluck="communication",
+		)
+	)
+	return [m for m in messages if m.name not in machine]
+
+
+def quote_language(channel) -> str:
+	"""The channel's quote language, else the site's, else English."""
+	language = channel.quote_language or frappe.db.get_single_value("System Settings", "language") or "en"
+	return language.split("-")[0].lower()
 
 
 def answers_client(earlier: list) -> bool:
@@ -224,6 +245,7 @@ def earlier_messages(ticket: str, before=None) -> list:
 		"Communication",
 		filters=filters,
 		fields=[
+			"name",
 			"sender",
 			"sender_full_name",
 			"sent_or_received",

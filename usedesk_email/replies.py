@@ -11,7 +11,7 @@ import frappe
 from frappe import _
 from frappe.core.doctype.communication.email import add_attachments
 from frappe.email.doctype.email_account.email_account import EmailAccount
-from frappe.utils import get_fullname, now_datetime, split_emails, strip_html, validate_email_address
+from frappe.utils import get_fullname, now_datetime, strip_html, validate_email_address
 
 from usedesk_email.channel_config import own_addresses
 from usedesk_email.ingest import contact_of
@@ -40,6 +40,7 @@ def create_reply(
 			_("Ticket {0} has no client address to reply to.").format(doc.name), title=_("No recipient")
 		)
 	check_letter_cap(channel, recipients_of(doc))
+	refuse_unsendable(channel)
 	comm = new_communication(doc, channel, content, attachments or [])
 	return answer(comm, channel)
 
@@ -56,11 +57,14 @@ def forward_ticket(ticket: str, to: str, note: str | None = None) -> dict:
 			),
 			title=_("Forwarding is off"),
 		)
-	address = (to or "").strip().lower()
-	if len(split_emails(address)) != 1 or validate_email_address(address) != address:
+	refuse_unsendable(channel)
+	addresses = parse_typed([to or ""])  # "Payments Team <pay@example.com>" as a mail client reads it
+	if len(addresses) != 1:
 		frappe.throw(
-			_("{0} is not one e-mail address.").format(frappe.bold(to or "")), frappe.InvalidEmailAddressError
+			_("{0} is not one e-mail address.").format(frappe.bold(frappe.utils.escape_html(to or ""))),
+			frappe.InvalidEmailAddressError,
 		)
+	address = addresses[0]
 	if address in own_addresses(channel):
 		frappe.throw(
 			_("{0} is this channel's own address.").format(frappe.bold(address)),
@@ -110,7 +114,10 @@ def new_communication(ticket, channel, content: str, attachments: list[str]):
 			"subject": ticket.subject,
 			"content": content,
 			"sender": channel.from_email,
-			"sender_full_name": channel.from_name or get_fullname(frappe.session.user),
+			# who wrote it, in the timeline: "Anna Smith via Shop Support"
+			"sender_full_name": _("{0} via {1}").format(
+				get_fullname(frappe.session.user), channel.from_name or channel.name
+			),
 			# the addresses Frappe accepts; the others are refused by name when the letters are made
 			"recipients": ", ".join(a for a in recipients_of(ticket) if validate_email_address(a)),
 			"communication_date": now_datetime(),
@@ -128,12 +135,16 @@ def new_communication(ticket, channel, content: str, attachments: list[str]):
 	return comm
 
 
-def answer(comm, channel) -> dict:
-	"""The reply is kept either way; a known reason it cannot go out is said at once."""
+def refuse_unsendable(channel) -> None:
+	"""A reply that cannot go out is refused before it is saved, with the reason."""
 	problem = outgoing_problem(channel)
 	if problem:
-		frappe.msgprint(problem, title=_("Reply saved, not sent"), indicator="red")
-	return {"communication": comm.name, "status": "Error" if problem else "Scheduled", "error": problem}
+		frappe.throw(problem, title=_("Cannot send"))
+
+
+def answer(comm, channel) -> dict:
+	"""What a caller learns: the reply is saved and its letters are on their way."""
+	return {"communication": comm.name, "status": "Scheduled", "error": None}
 
 
 def outgoing_problem(channel) -> str | None:

@@ -113,6 +113,8 @@ class ReplyDraft:
 	auto_submitted: bool = False
 	date: datetime | None = None  # when composed; now when None
 	subject_prefix: str = "Re:"  # "Fwd:" when the letter forwards a conversation
+	language: str = "en"  # of the quote's attribution (quote_build.LANGUAGES)
+	zone: str = "UTC"  # the time zone the attribution's time is written in
 
 
 @dataclass
@@ -237,6 +239,9 @@ def _recipients(
 	return result, refused
 
 
+_MARKUP = re.compile(r"<[A-Za-z/!][^>]*>")
+
+
 def _bodies(draft: ReplyDraft) -> tuple[str, str, bool]:
 	"""Text and HTML: message, signature once, quote; and whether the quote was clipped."""
 	agent_html = draft.html.strip() or text_to_html(draft.text.strip())
@@ -244,7 +249,10 @@ def _bodies(draft: ReplyDraft) -> tuple[str, str, bool]:
 	signature = draft.personal_signature.strip() or (
 		draft.common_signature.strip() if draft.use_common_signature else ""
 	)
-	signature_text = html_to_text(signature) if signature else ""
+	if signature and not _MARKUP.search(signature):  # a plain-text signature keeps its lines
+		signature_text, signature = signature, text_to_html(signature)
+	else:
+		signature_text = html_to_text(signature) if signature else ""
 	if signature and _ends_with(agent_text, agent_html, signature_text, signature):
 		signature = signature_text = ""
 	texts, htmls = [agent_text], [f'<div class="usedesk-reply">{agent_html}</div>']
@@ -253,7 +261,7 @@ def _bodies(draft: ReplyDraft) -> tuple[str, str, bool]:
 		htmls.append(f'<div class="usedesk-signature">{signature}</div>')
 	clipped = False
 	if draft.display_quote and not draft.do_not_quote and draft.history:
-		quote = build_quote(draft.history)
+		quote = build_quote(draft.history, draft.language, draft.zone)
 		texts.append(quote.text)
 		htmls.append(quote.html)
 		clipped = quote.clipped

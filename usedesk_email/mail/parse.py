@@ -294,6 +294,8 @@ class _Parse:
 _ENTITIES = {"&lt;": "\ue000", "&gt;": "\ue001", "&amp;": "\ue002"}
 _ENTITY = re.compile("|".join(_ENTITIES))
 _PRIVATE = re.compile("[\ue000-\ue002]")
+# html2text escapes what Markdown would read as markup ("\--", "1\."): the text is read by people
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
 _BACK = str.maketrans({"\ue000": "<", "\ue001": ">", "\ue002": "&"})
 
 
@@ -307,7 +309,7 @@ def html_to_text(html: str) -> str:
 	converter.unicode_snob = True
 	converter.ignore_emphasis = True
 	converter.images_to_alt = True
-	return converter.handle(html).strip().translate(_BACK)
+	return _MD_ESCAPE.sub(r"\1", converter.handle(html).strip()).translate(_BACK)
 
 
 def _parse_date(value: str) -> datetime | None:

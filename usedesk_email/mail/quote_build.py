@@ -15,13 +15,15 @@ budget. Whenever something was left out, a note says that older history is not q
 Pass each message's own part (without the history it quoted itself) where the inbound
 splitter found it, or the quote repeats the conversation within itself.
 
-Dates are written in UTC with English month names, independent of the server locale.
+The attribution is written in the letter's language (English or Russian) and the site's time
+zone, independent of the server locale.
 """
 
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from usedesk_email.mail.addresses import header_text
 from usedesk_email.mail.message import Address
@@ -32,8 +34,22 @@ from usedesk_email.mail.sanitize import sanitise_html
 QUOTE_MAX_MESSAGES = 10
 QUOTE_MAX_BYTES = 64 * 1024
 CLIPPED_NOTE = "Older messages of this conversation are not quoted."
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# Per language: day and month names, the attribution, and the clipping note.
+_WORDS = {
+	"en": (
+		("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+		("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+		"On {day}, {date} {month} {year} at {time}, {sender} wrote:",
+		CLIPPED_NOTE,
+	),
+	"ru": (
+		("пн", "вт", "ср", "чт", "пт", "сб", "вс"),
+		("янв.", "февр.", "мар.", "апр.", "мая", "июн.", "июл.", "авг.", "сент.", "окт.", "нояб.", "дек."),
+		"{day}, {date} {month} {year} г. в {time}, {sender} написал(а):",
+		"Более ранние письма этой переписки не процитированы.",
+	),
+}
+LANGUAGES = tuple(_WORDS)
 
 
 @dataclass(frozen=True)
@@ -51,8 +67,11 @@ class Quote:
 	clipped: bool
 
 
-def build_quote(history: Sequence[QuotedMessage]) -> Quote:
-	"""The quote of `history` (any order), newest first, clipped as the module says."""
+def build_quote(history: Sequence[QuotedMessage], language: str = "en", zone: str = "UTC") -> Quote:
+	"""The quote of `history` (any order), newest first, clipped as the module says; the
+	attribution in `language` (one of LANGUAGES, else English) and the time zone `zone`."""
+	days, months, attribution_line, clipped_note = _WORDS.get(language, _WORDS["en"])
+	tz = ZoneInfo(zone)
 	ordered = sorted(history, key=lambda m: _utc(m.date), reverse=True)
 	html_parts: list[str] = []
 	text_parts: list[str] = []
@@ -67,7 +86,15 @@ def build_quote(history: Sequence[QuotedMessage]) -> Quote:
 				break
 			text = _cut(text, QUOTE_MAX_BYTES // 2)
 			body = text_to_html(text)
-		attribution = f"On {_when(message.date)}, {header_text(str(message.sender))} wrote:"
+		d = _utc(message.date).astimezone(tz)
+		attribution = attribution_line.format(
+			day=days[d.weekday()],
+			date=d.day,
+			month=months[d.month - 1],
+			year=d.year,
+			time=f"{d:%H:%M}",
+			sender=header_text(str(message.sender)),
+		)
 		html_parts.append(
 			f'<div class="usedesk-quote"><p>{html.escape(attribution)}</p>'
 			f'<blockquote type="cite" style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">'
@@ -77,8 +104,8 @@ def build_quote(history: Sequence[QuotedMessage]) -> Quote:
 		html_used += _size(body)
 		text_used += _size(text)
 	if clipped:
-		html_parts.append(f'<p class="usedesk-quote-clipped"><i>{CLIPPED_NOTE}</i></p>')
-		text_parts.append(f"[{CLIPPED_NOTE}]")
+		html_parts.append(f'<p class="usedesk-quote-clipped"><i>{clipped_note}</i></p>')
+		text_parts.append(f"[{clipped_note}]")
 	return Quote(html="\n".join(html_parts), text="\n\n".join(text_parts), clipped=clipped)
 
 
@@ -98,8 +125,3 @@ def _size(text: str) -> int:
 
 def _utc(value: datetime) -> datetime:
 	return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def _when(value: datetime) -> str:
-	d = _utc(value)
-	return f"{_DAYS[d.weekday()]}, {d.day} {_MONTHS[d.month - 1]} {d.year} at {d:%H:%M} UTC"

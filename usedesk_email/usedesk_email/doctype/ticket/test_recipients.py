@@ -13,10 +13,12 @@ import frappe
 
 from usedesk_email.api import retry_sending
 from usedesk_email.ingest import LEDGER
+from usedesk_email.ingest_batch import ingest_raw
 from usedesk_email.outgoing import send_communication
 from usedesk_email.participants import MAX_PARTICIPANTS, split_lines
-from usedesk_email.replies import create_reply
+from usedesk_email.replies import create_reply, forward_ticket
 from usedesk_email.usedesk_email.doctype.ticket.test_replies import ReplyFixture
+from usedesk_email.usedesk_email.test_support import mail
 
 WORKERS = 24
 
@@ -152,3 +154,35 @@ class TestRecipients(ReplyFixture):
 			frappe.set_user("Administrator")
 		self.assertIn("4 letters", str(caught.exception))
 		self.assertNotIn("fourth@example.org", frappe.db.get_value("Ticket", self.ticket, "cc_addresses"))
+
+	def test_replies_thread_to_and_quote_people_not_auto_replies(self):
+		first = self.reply_as(self.agent, "<p>Looking into it.</p>")
+		ours = frappe.db.get_value(
+			LEDGER, {"communication": first["communication"], "recipient": "client@example.org"}, "message_id"
+		)
+		oof = mail(
+			"Out of office",
+			message_id="oof@client.example",
+			in_reply_to=ours,
+			to="help@shop.example",
+			body="I am out of office until Monday.",
+			headers={"Auto-Submitted": "auto-replied"},
+		)
+		self.assertEqual(str(ingest_raw(self.channel, oof, "t").ticket), self.ticket)
+		self.smtp.deliveries.clear()
+		second = self.reply_as(self.agent, "<p>Done.</p>")
+		letter = self.letters()["client@example.org"]
+		self.assertNotIn("oof@client.example", letter["In-Reply-To"] + (letter["References"] or ""))
+		self.assertIn(ours, letter["In-Reply-To"], "threaded to the last message a person wrote")
+		self.assertNotIn("out of office", letter.get_body(("plain",)).get_content())
+		self.assertIn("Looking into it.", letter.get_body(("plain",)).get_content())
+		name = frappe.db.get_value("Communication", second["communication"], "sender_full_name")
+		self.assertEqual(name, f"{frappe.utils.get_fullname(self.agent)} via Shop Support")
+
+	def test_forward_reads_a_named_address(self):
+		frappe.set_user(self.agent)
+		try:
+			answer = forward_ticket(self.ticket, "Payments Team <pay@example.org>", "Please check")
+		finally:
+			frappe.set_user("Administrator")
+		self.assertEqual(frappe.db.get_value("Ticket", answer["ticket"], "client_email"), "pay@example.org")

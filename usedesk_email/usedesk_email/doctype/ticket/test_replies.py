@@ -440,17 +440,17 @@ class TestReplies(ReplyFixture):
 		frappe.db.set_value("Email Account", {"name": ("in", sending or ["-"])}, "enable_outgoing", 0)
 		frappe.local.outgoing_email_account = {}  # Frappe's per-process cache of the lookup
 		frappe.db.commit()
+		before = frappe.db.count("Communication", {"reference_name": self.ticket})
 		try:
-			answer = self.reply_as(self.plain_agent, "<p>No outgoing account.</p>")
+			with self.assertRaises(frappe.ValidationError) as refused:
+				self.reply_as(self.plain_agent, "<p>No outgoing account.</p>")
 		finally:
+			frappe.set_user("Administrator")
 			frappe.db.set_value("Email Account", {"name": ("in", sending or ["-"])}, "enable_outgoing", 1)
 			frappe.local.outgoing_email_account = {}
 			frappe.db.commit()
-		self.assertEqual(answer["status"], "Error")
-		self.assertIn("no outgoing Email Account", answer["error"])
-		rows = self.rows(answer["communication"])
-		self.assertEqual({r.status for r in rows.values()}, {"Failed"})
-		self.assertTrue(frappe.db.exists("Communication", answer["communication"]))
+		self.assertIn("no outgoing Email Account", str(refused.exception))  # refused up front, with why
+		self.assertEqual(frappe.db.count("Communication", {"reference_name": self.ticket}), before)
 
 	def test_internal_outgoing_goes_through_the_email_queue_once(self):
 		with SmtpTestServer(security="none") as site_smtp:
