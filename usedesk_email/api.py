@@ -1,6 +1,7 @@
 """Whitelisted methods of the app (desk and REST)."""
 
 import frappe
+from frappe import _
 from frappe.rate_limiter import rate_limit
 from frappe.utils import cint, split_emails
 
@@ -32,6 +33,41 @@ def provider_preset(address: str | None = None, office365: bool = False) -> dict
 		"smtp_host": smtp_host,
 		"smtp_port": smtp_port,
 		"smtp_encryption": ENCRYPTION[smtp_security],
+	}
+
+
+@frappe.whitelist()
+def ticket_context(ticket: str | int) -> dict:
+	"""What the Ticket form needs of its channel, for anyone who may read the ticket.
+
+	Agents have no permission on Email Channel (its fields are the mailbox configuration), so
+	the form asks here instead of reading the channel: the name and two yes/no answers.
+	"""
+	doc = frappe.get_doc("Ticket", str(ticket))
+	doc.check_permission("read")
+	channel = (
+		frappe.db.get_value(
+			"Email Channel",
+			doc.channel,
+			["name", "forward_as_new_ticket", "outgoing_type", "from_email"],
+			as_dict=True,
+		)
+		if doc.channel
+		else None
+	)
+	may_email = bool(doc.has_permission("email"))
+	reason = None
+	if not channel:
+		reason = _("The ticket has no channel to send from.")
+	elif not may_email:
+		reason = _("You may not send e-mail from ticket {0}.").format(doc.name)
+	else:
+		reason = replies.outgoing_problem(channel)
+	return {
+		"channel": channel.name if channel else None,
+		"can_forward": bool(channel and may_email and channel.forward_as_new_ticket),
+		"can_send": reason is None,
+		"reason": reason,
 	}
 
 
