@@ -312,13 +312,21 @@ def test_crlf_in_display_names_never_makes_a_header(name):
 )
 def test_invalid_addresses_are_refused_by_name(address, reason):
 	for bad in (
-		{"recipients": [CLIENT, Address(address, "Someone")]},
+		{"recipients": [Address(address, "Someone")]},  # no one left to write to
 		{"from_address": Address(address, "Us")},
 		{"bcc": address} if address.strip() else {"recipients": [Address(address)]},
 	):
 		with pytest.raises(ComposeError, match=re.escape(reason)) as caught:
 			compose_reply(draft(**bad))
 		assert repr(address) in str(caught.value)
+	# beside a good recipient, a bad one gets no letter and is named, and the others get theirs
+	reply = compose_reply(draft(recipients=[CLIENT, Address(address, "Someone"), Address("cc@example.org")]))
+	assert [letter.recipient for letter in reply.letters if not letter.bcc] == [
+		"client@example.com",
+		"cc@example.org",
+	]
+	((refused, why),) = reply.refused
+	assert refused == address and reason in why
 
 
 def test_invalid_message_id_domain_is_refused():

@@ -558,3 +558,13 @@ def test_collapsed_history_is_a_closed_details_and_expanded_gives_the_message_ba
 	assert expanded(stored) == msg.new_html + msg.quoted_html
 	assert expanded(msg.html) == msg.html, "HTML that was never collapsed comes back as it is"
 	assert expanded('<p>a</p><details class="x"><summary>s</summary>b</details>').endswith("</details>")
+
+
+def test_parts_of_gives_back_what_collapsed_joined():
+	from usedesk_email.mail.quote_split import collapsed, parts_of
+
+	assert parts_of(collapsed("<p>new</p>", "<blockquote>old</blockquote>", "Quoted")) == (
+		"<p>new</p>",
+		"<blockquote>old</blockquote>",
+	)
+	assert parts_of("<p>only new</p>") == ("<p>only new</p>", "")

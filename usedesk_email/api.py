@@ -7,6 +7,8 @@ from frappe.utils import cint, split_emails
 
 from usedesk_email import outgoing, replies
 from usedesk_email.channel_config import ENCRYPTION
+from usedesk_email.conversation import conversation as conversation_of
+from usedesk_email.conversation import start_conversation
 from usedesk_email.inbound import accept, summary
 from usedesk_email.mail import providers
 from usedesk_email.mail.providers import preset_for
@@ -133,6 +135,26 @@ def reply(
 	Lists may come JSON-encoded, as the desk's `frappe.call` sends them.
 	"""
 	return replies.create_reply(str(ticket), content, string_list(attachments), string_list(cc))
+
+
+@frappe.whitelist(methods=["GET"])
+def conversation(ticket: str | int, start: int = 0, limit: int = 50) -> dict:
+	"""The ticket's messages, oldest first: direction, people, time, subject, the new text and
+	the quoted history apart, attachments, and for sent ones each letter's delivery status."""
+	return conversation_of(str(ticket), cint(start), cint(limit) or 50)
+
+
+@frappe.whitelist(methods=["POST"])
+def create_ticket(
+	channel: str,
+	to: str,
+	subject: str,
+	content: str,
+	cc: list[str] | str | None = None,
+	attachments: list[str] | str | None = None,
+) -> dict:
+	"""Start a conversation: a ticket whose client is `to`, and its first letter (no "Re:")."""
+	return start_conversation(channel, to, subject, content, string_list(cc), string_list(attachments))
 
 
 @frappe.whitelist(methods=["POST"])

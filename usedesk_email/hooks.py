@@ -12,8 +12,12 @@ required_apps = []
 export_python_type_annotations = True
 
 before_install = "usedesk_email.install.ensure_roles"
-after_install = "usedesk_email.install.index_file_hashes"
-after_migrate = ["usedesk_email.install.ensure_roles", "usedesk_email.install.index_file_hashes"]
+after_install = ["usedesk_email.install.index_file_hashes", "usedesk_email.install.grant_communication_read"]
+after_migrate = [
+	"usedesk_email.install.ensure_roles",
+	"usedesk_email.install.index_file_hashes",
+	"usedesk_email.install.grant_communication_read",
+]
 
 scheduler_events = {
 	"cron": {

@@ -20,6 +20,7 @@ from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.quote_split import collapsed
 from usedesk_email.mail.sanitize import sanitise_html
 from usedesk_email.mail.thread_keys import find_token
+from usedesk_email.participants import MAX_PARTICIPANTS, add_participants, split_lines
 from usedesk_email.rows import insert_plain, insert_row, sortable_name, update_row, without_upload_limit
 from usedesk_email.usedesk_email.doctype.ticket.ticket import communication_update
 
@@ -27,9 +28,6 @@ LEDGER = "Email Channel Message"
 AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE)
 ATTACHMENTS_FOLDER = "Home/Attachments"  # made by Frappe's install, like its own attachments
 SUBJECT_LENGTH = 998  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
-# Participants a ticket keeps from incoming mail (each gets a letter per reply); the message
-# itself keeps all its recipients.
-MAX_PARTICIPANTS = 50
 # The HTML and the text of one message are each stored up to this size, or less when the
 # database takes smaller statements (a quarter of max_allowed_packet, less 1 MB: escaping
 # may double the bytes, and both go in one INSERT); a longer body is cut, with a note, and
@@ -88,6 +86,8 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 		return ignore(ledger, ticket and ticket.name, "ignored:own-address")
 	if msg.kind in AUTOMATIC and not ticket:
 		return ignore(ledger, None, f"ignored:{msg.kind.value}")
+	if msg.kind == Kind.BULK and not ticket and channel.bulk_mail == "Ignore":
+		return ignore(ledger, None, "ignored:bulk")
 	if not sender:
 		raise ValueError("The message has no usable sender address (From); it cannot open or join a ticket.")
 
@@ -101,7 +101,7 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	if new_ticket:
 		ticket = open_ticket(channel, msg, participants, name, previous or referred, message_date)
 	else:
-		add_participants(ticket, participants)
+		add_participants(ticket.name, participants)
 	add_communication(ticket, msg, communication, [sender, *participants], message_date)
 	return IngestResult(ticket=name, communication=communication)
 
@@ -189,10 +189,6 @@ def ticket_by_token(channel, subject: str):
 	return row if row and row.channel == channel.name else None
 
 
-def split_lines(value: str | None) -> list[str]:
-	return [line.strip().lower() for line in (value or "").splitlines() if line.strip()]
-
-
 def cc_participants(msg: ParsedMessage, own: set[str], sender: str) -> list[str]:
 	seen: dict[str, None] = {}
 	for address in [*msg.to, *msg.cc]:
@@ -200,13 +196,6 @@ def cc_participants(msg: ParsedMessage, own: set[str], sender: str) -> list[str]
 		if email and email not in own and email != sender:
 			seen.setdefault(email, None)
 	return list(seen)[:MAX_PARTICIPANTS]
-
-
-def add_participants(ticket, participants: list[str]) -> None:
-	current = split_lines(ticket.cc_addresses)
-	new = [p for p in participants if p not in current][: max(0, MAX_PARTICIPANTS - len(current))]
-	if new:
-		update_row("Ticket", ticket.name, cc_addresses="\n".join(current + new))
 
 
 def local_time(msg: ParsedMessage):

@@ -15,6 +15,22 @@ def ensure_roles() -> None:
 			)
 
 
+def grant_communication_read() -> None:
+	"""Let the app's roles read Communications. A mail's attachments and inline images are
+	private Files of its Communication, and Frappe serves one only to a user who may read
+	that Communication; without a role rule an agent got 403 for every attachment and the
+	timeline showed broken images. Frappe's own Communication check still applies: a
+	Communication is readable only by those who may read the document it belongs to."""
+	from frappe.permissions import add_permission
+
+	for role in ROLES:
+		if not frappe.db.exists(
+			"Custom DocPerm", {"parent": "Communication", "role": role, "permlevel": 0, "if_owner": 0}
+		):
+			add_permission("Communication", role, 0, "read")
+	frappe.clear_cache(doctype="Communication")
+
+
 FILE_HASH_INDEX = "usedesk_content_hash"
 
 

@@ -16,7 +16,7 @@ from frappe import _
 from frappe.utils import add_to_date, get_system_timezone, now_datetime
 
 from usedesk_email.channel_config import ca_file, own_addresses, smtp_settings
-from usedesk_email.ingest import LEDGER, dedupe_key, message_key, split_lines
+from usedesk_email.ingest import LEDGER, dedupe_key, message_key
 from usedesk_email.mail.compose import Letter, OutgoingAttachment, ReplyDraft, compose_reply
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.message import Address
@@ -25,13 +25,15 @@ from usedesk_email.mail.quote_split import expanded
 from usedesk_email.mail.smtp_sender import Outcome, send
 from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.oauth import with_fresh_token
+from usedesk_email.participants import split_lines
 from usedesk_email.rows import from_text, insert_plain
 
 SEND_QUEUE = "short"
 RETRY_MINUTES = (1, 5, 15, 60, 180, 360)  # after the last one a temporary failure is final
 TO_SEND = ("Queued", "Temporary failure")
 PROBLEMS = ("Failed", "Uncertain")  # a person decides whether to send again
-SHOWN = (*PROBLEMS, "Temporary failure")  # on the ticket, while it lasts
+SHOWN = (*PROBLEMS, "Temporary failure", "Refused")  # on the ticket, while it lasts
+DELIVERED = ("Sent", "Handed to Email Queue")  # the reply is out: the ticket is Replied
 
 
 def queue_sending(doc, method=None) -> None:
@@ -102,13 +104,15 @@ def mark_interrupted_as_uncertain(communication: str) -> None:
 
 
 def compose_letters(comm, ticket, channel) -> bool:
-	"""Store the reply's letters; a reply that cannot be composed is marked failed, and kept."""
+	"""Store the reply's letters; a reply that cannot be composed is kept, marked failed (a
+	ledger row without a letter, which Retry Sending removes to compose again)."""
 	try:
 		composed = compose_reply(draft_for(comm, ticket, channel))
 	except Exception as exc:
 		frappe.db.rollback()
 		comm.db_set("delivery_status", "Error")
-		record_problem(str(ticket.name), _("Reply {0} could not be composed: {1}").format(comm.name, exc))
+		ledger_row(channel, ticket, comm, "", "Failed", _("The reply could not be composed: {0}").format(exc))
+		record_problem(str(ticket.name))
 		frappe.db.commit()
 		return False
 	sender = composed.letters[0].sender
@@ -129,6 +133,8 @@ def compose_letters(comm, ticket, channel) -> bool:
 				"raw": letter.raw.decode("ascii"),
 			},
 		)
+	for address, why in composed.refused:
+		ledger_row(channel, ticket, comm, address, "Refused", why)
 	comm.db_set(
 		{
 			"subject": composed.subject,
@@ -139,6 +145,25 @@ def compose_letters(comm, ticket, channel) -> bool:
 	)
 	frappe.db.commit()
 	return True
+
+
+def ledger_row(channel, ticket, comm, recipient: str, status: str, error: str) -> None:
+	"""A row for what got no letter: an address refused, or a reply that could not be composed."""
+	key = dedupe_key(f"{comm.name}:{status}:{recipient}:{frappe.generate_hash(length=8)}")
+	insert_plain(
+		LEDGER,
+		{
+			"channel": channel.name,
+			"dedupe_key": key,
+			"message_key": key,
+			"direction": "Outgoing",
+			"ticket": str(ticket.name),
+			"communication": comm.name,
+			"recipient": recipient,
+			"status": status,
+			"error": error,
+		},
+	)
 
 
 def draft_for(comm, ticket, channel) -> ReplyDraft:
@@ -163,8 +188,13 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		history=quoted(earlier),
 		in_reply_to=thread[-1] if thread else "",
 		references=thread,
-		subject_prefix="Fwd:" if forward else "Re:",
+		subject_prefix="Fwd:" if forward else ("Re:" if answers_client(earlier) else ""),
 	)
+
+
+def answers_client(earlier: list) -> bool:
+	"""A letter answers only when something was received: an agent's first letter has no "Re:"."""
+	return any(m.sent_or_received == "Received" for m in earlier)
 
 
 def is_first_letter(comm, ticket) -> bool:
@@ -193,7 +223,15 @@ def earlier_messages(ticket: str, before=None) -> list:
 	return frappe.get_all(
 		"Communication",
 		filters=filters,
-		fields=["sender", "sender_full_name", "communication_date", "content", "text_content", "message_id"],
+		fields=[
+			"sender",
+			"sender_full_name",
+			"sent_or_received",
+			"communication_date",
+			"content",
+			"text_content",
+			"message_id",
+		],
 		order_by="communication_date asc, creation asc",
 	)
 
@@ -321,8 +359,9 @@ def hand_to_email_queue(channel, comm, rows) -> None:
 
 
 def record_status(communication: str, ticket: str) -> None:
-	"""The reply's delivery status from its letters, and the ticket's list of delivery problems."""
-	statuses = {row.status for row in letters_of(communication)}
+	"""The reply's delivery status from its letters, the ticket's status once a letter is out,
+	and the ticket's list of delivery problems."""
+	statuses = {row.status for row in letters_of(communication)} - {"Refused"}
 	if statuses & set(PROBLEMS):
 		status = "Error"
 	elif statuses and statuses <= {"Sent"}:
@@ -333,21 +372,53 @@ def record_status(communication: str, ticket: str) -> None:
 		status = "Sending"
 	if status:
 		frappe.db.set_value("Communication", communication, "delivery_status", status)
+	if statuses & set(DELIVERED):
+		mark_replied(ticket, communication)
 	record_problem(ticket)
 	frappe.db.commit()
 
 
-def record_problem(ticket: str, extra: str | None = None) -> None:
+def mark_replied(ticket: str, communication: str) -> None:
+	"""A ticket is Replied once a letter of a reply is out (a failed reply leaves it Open),
+	unless the client wrote again after that reply."""
+	sent_at = frappe.db.get_value("Communication", communication, "communication_date")
+	row = frappe.db.get_value("Ticket", ticket, ["status", "first_response_at"], as_dict=True)
+	values = {} if row.first_response_at else {"first_response_at": sent_at}
+	newer = frappe.db.exists(
+		"Communication",
+		{
+			"reference_doctype": "Ticket",
+			"reference_name": ticket,
+			"sent_or_received": "Received",
+			"communication_date": (">", sent_at),
+		},
+	)
+	if row.status == "Open" and not newer:
+		values["status"] = "Replied"
+	if values:
+		frappe.db.set_value("Ticket", ticket, values, update_modified=False)
+
+
+def record_problem(ticket: str) -> None:
+	"""The banner on the ticket: letters that failed, wait or are uncertain, and addresses that
+	were refused while they are still participants."""
 	rows = frappe.get_all(
 		LEDGER,
 		filters={"ticket": ticket, "direction": "Outgoing", "status": ("in", SHOWN)},
 		fields=["recipient", "status", "error", "communication"],
 		order_by="creation asc",
 	)
-	lines = [f"{r.status}: {r.recipient} ({r.communication}): {r.error or ''}".strip() for r in rows]
-	if extra:
-		lines.append(extra)
-	frappe.db.set_value("Ticket", ticket, "delivery_problem", "\n".join(lines) or None, update_modified=False)
+	participants = set(
+		recipients_of(frappe.db.get_value("Ticket", ticket, ["client_email", "cc_addresses"], as_dict=True))
+	)
+	lines = [
+		f"{_(r.status)}: {r.recipient or _('the reply')} ({r.communication}): {r.error or ''}".strip()
+		for r in rows
+		if r.status != "Refused" or r.recipient.lower() in participants
+	]
+	frappe.db.set_value(
+		"Ticket", ticket, "delivery_problem", "\n".join(dict.fromkeys(lines)) or None, update_modified=False
+	)
 
 
 def retry_due() -> None:
@@ -380,7 +451,17 @@ def replies_with_problems(ticket: str) -> list[str]:
 
 
 def retry_failed(communication: str) -> None:
-	"""A person's decision: send the failed and the uncertain letters of a reply again."""
+	"""A person's decision: send the failed and the uncertain letters of a reply again (a
+	reply that could not be composed is composed again)."""
+	frappe.db.delete(
+		LEDGER,
+		{
+			"communication": communication,
+			"direction": "Outgoing",
+			"status": "Failed",
+			"raw": ("is", "not set"),
+		},
+	)
 	frappe.db.set_value(
 		LEDGER,
 		{"communication": communication, "direction": "Outgoing", "status": ("in", PROBLEMS)},

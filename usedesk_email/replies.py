@@ -14,9 +14,12 @@ from frappe.email.doctype.email_account.email_account import EmailAccount
 from frappe.utils import get_fullname, now_datetime, split_emails, strip_html, validate_email_address
 
 from usedesk_email.channel_config import own_addresses
-from usedesk_email.ingest import contact_of, split_lines
+from usedesk_email.ingest import contact_of
 from usedesk_email.mail.quote_split import expanded, text_to_html
 from usedesk_email.outgoing import earlier_messages, recipients_of
+from usedesk_email.participants import add_participants, parse_typed
+
+DEFAULT_LETTER_CAP = 50
 
 
 def create_reply(
@@ -27,11 +30,16 @@ def create_reply(
 	if is_empty(content) and not attachments:
 		frappe.throw(_("The reply is empty: write a message or attach a file."), title=_("Empty reply"))
 	channel = frappe.get_doc("Email Channel", doc.channel)
-	add_participants(doc, channel, cc or [])
+	added = parse_typed(cc or [])  # refused before anything is stored, naming the bad address
+	if added:
+		check_letter_cap(channel, [*recipients_of(doc), *added])
+		add_participants(str(doc.name), added, exclude=own_addresses(channel))
+		doc.reload()
 	if not recipients_of(doc):
 		frappe.throw(
 			_("Ticket {0} has no client address to reply to.").format(doc.name), title=_("No recipient")
 		)
+	check_letter_cap(channel, recipients_of(doc))
 	comm = new_communication(doc, channel, content, attachments or [])
 	return answer(comm, channel)
 
@@ -77,22 +85,17 @@ def forward_ticket(ticket: str, to: str, note: str | None = None) -> dict:
 	return {"ticket": str(new.name), **answer(comm, channel)}
 
 
-def add_participants(ticket, channel, cc: list[str]) -> None:
-	current = [ticket.client_email, *split_lines(ticket.cc_addresses)]
-	own = own_addresses(channel)
-	for raw in cc:
-		address = (raw or "").strip().lower()
-		if not address:
-			continue
-		if not validate_email_address(address):
-			frappe.throw(
-				_("{0} is not an e-mail address.").format(frappe.bold(raw)), frappe.InvalidEmailAddressError
-			)
-		if address not in current and address not in own:
-			current.append(address)
-	new_cc = "\n".join(current[1:])
-	if new_cc != (ticket.cc_addresses or ""):
-		ticket.db_set("cc_addresses", new_cc)
+def check_letter_cap(channel, recipients: list[str]) -> None:
+	"""One reply sends a letter per recipient: a cap keeps one message from sending hundreds."""
+	cap = channel.max_letters_per_reply or DEFAULT_LETTER_CAP
+	count = len(dict.fromkeys(recipients))
+	if count > cap:
+		frappe.throw(
+			_(
+				"This reply would send {0} letters; channel {1} allows at most {2} per reply. Remove participants from the ticket or raise the channel's limit."
+			).format(count, channel.name, cap),
+			title=_("Too many recipients"),
+		)
 
 
 def new_communication(ticket, channel, content: str, attachments: list[str]):
@@ -108,7 +111,8 @@ def new_communication(ticket, channel, content: str, attachments: list[str]):
 			"content": content,
 			"sender": channel.from_email,
 			"sender_full_name": channel.from_name or get_fullname(frappe.session.user),
-			"recipients": ", ".join(recipients_of(ticket)),
+			# the addresses Frappe accepts; the others are refused by name when the letters are made
+			"recipients": ", ".join(a for a in recipients_of(ticket) if validate_email_address(a)),
 			"communication_date": now_datetime(),
 			"reference_doctype": "Ticket",
 			"reference_name": ticket.name,

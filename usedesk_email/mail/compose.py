@@ -37,7 +37,10 @@ the quoted inbound history is sanitised.
 **Hostile values** (subjects, names, ids from inbound mail) never create a header: text
 is decoded and flattened to one line (`addresses.header_text`), invalid Message-IDs are
 dropped, and the finished letter is parsed back to prove it has exactly the headers set.
-Bad addresses and attachments over `ReplyDraft.max_attachment_bytes` raise `ComposeError`.
+**Bad recipients** (see `addresses`: no SMTPUTF8, no domain without a dot...) get no
+letter and are listed with the reason in `ComposedReply.refused`, so one bad participant
+never blocks the letters to the others; a reply left with no recipient at all, a bad From
+or BCC address, and attachments over `ReplyDraft.max_attachment_bytes` raise `ComposeError`.
 """
 
 import dataclasses
@@ -141,6 +144,7 @@ class ComposedReply:
 	text: str  # the body as sent, for the ticket's timeline
 	html: str
 	quote_clipped: bool
+	refused: list[tuple[str, str]] = field(default_factory=list)  # (address, why) that got no letter
 
 	@property
 	def message_ids(self) -> list[str]:
@@ -152,7 +156,7 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 	draft = _scrubbed(draft)
 	sender = normalize_email(draft.from_address.email)
 	own = {_key(a) for a in [*draft.own_addresses, sender]}
-	recipients = _recipients(draft.recipients, own)
+	recipients, refused = _recipients(draft.recipients, own)
 	domain = idna_domain(draft.message_id_domain, f"Message-ID domain {draft.message_id_domain!r}")
 	text, body_html, clipped = _bodies(draft)
 	attachments = _attachments(draft.attachments, draft.max_attachment_bytes)
@@ -186,7 +190,7 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 	bcc = normalize_email(draft.bcc) if draft.bcc.strip() else ""
 	if bcc and _key(bcc) not in own | {_key(email) for _, email in recipients}:
 		letters.append(letter(recipients[0][0], bcc, bcc=True))
-	return ComposedReply(letters, subject, text, body_html, clipped)
+	return ComposedReply(letters, subject, text, body_html, clipped, refused)
 
 
 def _scrubbed(value: Any) -> Any:
@@ -208,18 +212,29 @@ def _key(email: str) -> str:
 		return (email or "").strip().lower()
 
 
-def _recipients(addresses: Iterable[Address], own: set[str]) -> list[tuple[Address, str]]:
-	"""(header address, envelope address) per distinct recipient, own addresses left out."""
+def _recipients(
+	addresses: Iterable[Address], own: set[str]
+) -> tuple[list[tuple[Address, str]], list[tuple[str, str]]]:
+	"""(header address, envelope address) per distinct recipient, own addresses left out; and
+	the addresses refused, with why."""
 	seen: set[str] = set()
-	result = []
+	result, refused = [], []
 	for address in addresses:
-		email = normalize_email(address.email)
+		try:
+			email = normalize_email(address.email)
+		except ComposeError as exc:
+			refused.append((address.email, str(exc)))
+			continue
 		if email.lower() not in own and email.lower() not in seen:
 			seen.add(email.lower())
 			result.append((address, email))
 	if not result:
-		raise ComposeError("the reply has no recipient besides the channel's own addresses")
-	return result
+		reasons = "; ".join(why for _, why in refused)
+		raise ComposeError(
+			"the reply has no recipient besides the channel's own addresses"
+			+ (f" ({reasons})" if reasons else "")
+		)
+	return result, refused
 
 
 def _bodies(draft: ReplyDraft) -> tuple[str, str, bool]:

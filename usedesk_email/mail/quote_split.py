@@ -491,6 +491,11 @@ def collapsed(new: str, quoted: str, label: str) -> str:
 
 def expanded(html: str) -> str:
 	"""Undo `collapsed`; any other HTML comes back as it is."""
+	return "".join(parts_of(html))
+
+
+def parts_of(html: str) -> tuple[str, str]:
+	"""The new part and the quoted history that `collapsed` joined; ("html", "") for other HTML."""
 	marker = html.rfind(_COLLAPSED_OPEN)
 	match = _COLLAPSED.match(html, marker) if marker >= 0 else None
-	return html[:marker] + match["quoted"] if match else html
+	return (html[:marker], match["quoted"]) if match else (html, "")

@@ -5,14 +5,16 @@
 join or pre-empt a conversation, big or odd mail is stored (cut, its original kept)."""
 
 import base64
+import os
 import re
 
 import frappe
 import requests
 from frappe.tests.utils import FrappeTestCase
 
-from usedesk_email.ingest import MAX_PARTICIPANTS, ORIGINAL_NAME
+from usedesk_email.ingest import LEDGER, ORIGINAL_NAME
 from usedesk_email.ingest_batch import ingest_raw
+from usedesk_email.participants import MAX_PARTICIPANTS
 from usedesk_email.poll import poll_channel
 from usedesk_email.testing.dovecot import DovecotServer
 from usedesk_email.usedesk_email.doctype.email_channel.test_inbound import SECRET, set_settings
@@ -25,6 +27,7 @@ from usedesk_email.usedesk_email.test_support import (
 	served_site,
 )
 
+EML = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "tests", "eml")
 # Header values that reach the desk: tags, event handlers, encoded words, broken tags, SVG.
 PAYLOADS = (
 	"<img src=x onerror=alert(1)>",
@@ -433,4 +436,23 @@ class TestBigMailThroughEveryDoor(FrappeTestCase):
 		self.assertEqual(after.returncode, 0)
 		self.assertTrue(
 			frappe.db.exists("Communication", {"message_id": f"pipe-after-{self.run_id}@example.org"})
+		)
+
+
+class TestBulkMailPolicy(FrappeTestCase):
+	def test_bulk_mail_opens_a_ticket_or_is_ignored_by_the_channels_choice(self):
+		raw = open(os.path.join(EML, "bulk_list.eml"), "rb").read()
+		opening = make_channel(f"bulk open {frappe.generate_hash(length=6)}")
+		self.assertEqual(ingest_raw(opening, raw, "test").outcome, "stored")
+		ignoring = make_channel(f"bulk ignore {frappe.generate_hash(length=6)}", bulk_mail="Ignore")
+		result = ingest_raw(ignoring, raw, "test")
+		self.assertEqual((result.outcome, result.ticket), ("ignored:bulk", None))
+		self.assertEqual(
+			frappe.db.get_value(LEDGER, {"channel": ignoring.name}, "outcome"),
+			"ignored:bulk",
+			"the reason shows",
+		)
+		# a person's mail on the same channel still opens a ticket
+		self.assertEqual(
+			ingest_raw(ignoring, mail("Help", message_id="p@client.example"), "test").outcome, "stored"
 		)

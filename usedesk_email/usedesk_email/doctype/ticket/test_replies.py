@@ -35,8 +35,8 @@ PERSONAL = "<p>Anna Smith, second line support</p>"
 COMMON = "<p>The Shop support team</p>"
 
 
-class TestReplies(FrappeTestCase):
-	"""Agents' replies and forwards through a real SMTP server, answers polled from a real Dovecot."""
+class ReplyFixture(FrappeTestCase):
+	"""A channel sending through a real SMTP server, answers polled from a real Dovecot."""
 
 	@classmethod
 	def setUpClass(cls):
@@ -122,6 +122,10 @@ class TestReplies(FrappeTestCase):
 				fields=["recipient", "status", "attempts", "error", "bcc", "next_attempt_at", "message_id"],
 			)
 		}
+
+
+class TestReplies(ReplyFixture):
+	"""Agents' replies and forwards."""
 
 	def test_one_letter_per_recipient_bcc_copy_personal_signature_once_and_the_quote(self):
 		answer = self.reply_as(self.agent, "<p>We will send a new one.</p>")

@@ -6,11 +6,19 @@ from frappe.model.document import Document
 from frappe.utils import now_datetime
 
 from usedesk_email.mail.message import Kind
+from usedesk_email.participants import split_lines
 
 REOPENED_BY_CLIENT = ("Replied", "Resolved")
 
 
 class Ticket(Document):
+	def onload(self):
+		# Agents may not read Email Channel (select only), so the form gets the setting here.
+		self.set_onload(
+			"forward_as_new_ticket",
+			bool(frappe.db.get_value("Email Channel", self.channel, "forward_as_new_ticket")),
+		)
+
 	def before_insert(self):
 		self.set_opened_at()
 
@@ -25,8 +33,7 @@ class Ticket(Document):
 	def normalise_participants(self):
 		if self.client_email:
 			self.client_email = self.client_email.strip().lower()
-		lines = [line.strip().lower() for line in (self.cc_addresses or "").splitlines() if line.strip()]
-		self.cc_addresses = "\n".join(dict.fromkeys(lines))
+		self.cc_addresses = "\n".join(split_lines(self.cc_addresses))
 
 	def track_resolution(self):
 		if self.status == "Resolved" and not self.resolved_at:
@@ -53,8 +60,8 @@ def communication_update(status: str, first_response_at, communication) -> dict:
 			and status in REOPENED_BY_CLIENT
 		):
 			values.update(status="Open", resolved_at=None)
-	elif communication.sent_or_received == "Sent":
-		values["status"] = "Replied"
+	elif communication.sent_or_received == "Sent" and not communication.flags.usedesk_send:
+		values["status"] = "Replied"  # our own replies: once a letter is out (outgoing.mark_replied)
 		if not first_response_at:
 			values["first_response_at"] = communication.communication_date or now_datetime()
 	return values

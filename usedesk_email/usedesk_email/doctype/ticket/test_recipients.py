@@ -1,0 +1,154 @@
+# Copyright (c) 2026, usedesk_email developers and contributors
+# For license information, please see license.txt
+
+"""Participants and recipients: concurrent additions never lost, a bad address never blocks
+the letters to the others, retrying a ticket retries everything that failed, and a ticket is
+Replied only once a letter is out."""
+
+import subprocess
+import sys
+import textwrap
+
+import frappe
+
+from usedesk_email.api import retry_sending
+from usedesk_email.ingest import LEDGER
+from usedesk_email.outgoing import send_communication
+from usedesk_email.participants import MAX_PARTICIPANTS, split_lines
+from usedesk_email.replies import create_reply
+from usedesk_email.usedesk_email.doctype.ticket.test_replies import ReplyFixture
+
+WORKERS = 24
+
+
+class TestRecipients(ReplyFixture):
+	"""Against the real SMTP server and Dovecot of the replies' tests."""
+
+	def test_concurrent_additions_keep_every_participant(self):
+		code = textwrap.dedent(
+			f"""
+			import sys, frappe
+			frappe.init(site={frappe.local.site!r}, sites_path={frappe.local.sites_path!r})
+			frappe.connect()
+			from usedesk_email.participants import add_participants
+			for n in range(4):
+				add_participants({self.ticket!r}, [f"p{{sys.argv[1]}}-{{n}}@many.example"])
+				frappe.db.commit()
+			frappe.destroy()
+			"""
+		)
+		workers = [
+			subprocess.Popen([sys.executable, "-c", code, str(i)], cwd=frappe.local.sites_path)
+			for i in range(WORKERS // 2)
+		]
+		self.assertEqual([w.wait(timeout=300) for w in workers], [0] * len(workers))
+		frappe.db.commit()
+		kept = split_lines(frappe.db.get_value("Ticket", self.ticket, "cc_addresses"))
+		self.assertEqual(len(kept), min(MAX_PARTICIPANTS, 1 + 4 * (WORKERS // 2)))
+		self.assertEqual(len(set(kept)), len(kept))
+
+	def test_a_bad_inbound_address_is_refused_by_name_and_the_others_get_their_letters(self):
+		for bad in ("иван@почта.рф", "boss@intranet"):
+			with self.subTest(bad):
+				self.smtp.deliveries.clear()
+				ticket = self.incoming("Bad cc", f"bad-{bad}@client.example", cc=f"{bad}, good@example.org")
+				self.assertIn(bad, split_lines(frappe.db.get_value("Ticket", ticket, "cc_addresses")))
+				answer = self.reply_as(self.agent, "<p>Here you go</p>", ticket=ticket)
+				self.assertEqual(
+					sorted(self.letters()), ["archive@shop.example", "client@example.org", "good@example.org"]
+				)
+				refused = frappe.get_all(
+					LEDGER,
+					{"communication": answer["communication"], "status": "Refused"},
+					["recipient", "error"],
+				)
+				self.assertEqual([r.recipient for r in refused], [bad])
+				problem = frappe.db.get_value("Ticket", ticket, "delivery_problem")
+				self.assertIn(bad, problem)
+				self.assertEqual(frappe.db.get_value("Ticket", ticket, "status"), "Replied")
+				# a second reply is not blocked either
+				self.smtp.deliveries.clear()
+				self.reply_as(self.agent, "<p>And again</p>", ticket=ticket)
+				self.assertIn("good@example.org", self.letters())
+
+	def test_an_agents_cc_is_read_like_a_mail_client_and_bad_ones_are_refused_at_once(self):
+		frappe.set_user(self.agent)
+		try:
+			create_reply(
+				self.ticket,
+				"<p>x</p>",
+				cc=["Named One <one@example.org>, two@example.org; three@example.org"],
+			)
+			for bad in (
+				"boss@intranet",
+				"иван@почта.рф",
+				'"quoted local"@example.org',
+				"not an address",
+				"a@b@c.example",
+			):
+				with self.subTest(bad), self.assertRaises(frappe.InvalidEmailAddressError) as caught:
+					create_reply(self.ticket, "<p>x</p>", cc=[f"ok@example.org, {bad}"])
+				self.assertIn("cannot be sent to", str(caught.exception))
+				self.assertNotIn("ok@example.org", str(caught.exception), "only the bad one is named")
+		finally:
+			frappe.set_user("Administrator")
+		cc = split_lines(frappe.db.get_value("Ticket", self.ticket, "cc_addresses"))
+		self.assertEqual(cc, ["boss@example.org", "one@example.org", "two@example.org", "three@example.org"])
+
+	def test_ticket_retry_retries_every_failed_letter_and_the_banner_tells_the_truth(self):
+		self.smtp.refuse["boss@example.org"] = "550 5.1.1 no such user"
+		first = self.reply_as(self.agent, "<p>One</p>")
+		second = self.reply_as(self.agent, "<p>Two</p>")
+		problem = frappe.db.get_value("Ticket", self.ticket, "delivery_problem")
+		self.assertEqual(problem.count("boss@example.org"), 2, problem)
+		self.smtp.refuse.clear()
+		self.smtp.deliveries.clear()
+		frappe.set_user(self.agent)
+		try:
+			answer = retry_sending(ticket=self.ticket)
+		finally:
+			frappe.set_user("Administrator")
+		self.assertEqual(
+			sorted(answer["communications"]), sorted([first["communication"], second["communication"]])
+		)
+		for name in answer["communications"]:
+			send_communication(name)
+		self.assertEqual([d.rcpt_tos[0] for d in self.smtp.deliveries], ["boss@example.org"] * 2)
+		self.assertFalse(frappe.db.get_value("Ticket", self.ticket, "delivery_problem"))
+
+	def test_a_reply_that_cannot_be_composed_is_retried_from_the_ticket(self):
+		frappe.db.set_value("Email Channel", self.channel.name, "bcc_email", "archive@intranet")
+		answer = self.reply_as(self.agent, "<p>Unlucky</p>")
+		self.assertEqual(
+			frappe.db.get_value("Communication", answer["communication"], "delivery_status"), "Error"
+		)
+		self.assertIn("could not be composed", frappe.db.get_value("Ticket", self.ticket, "delivery_problem"))
+		self.assertEqual(frappe.db.get_value("Ticket", self.ticket, "status"), "Open", "nothing went out")
+		frappe.db.set_value("Email Channel", self.channel.name, "bcc_email", "archive@shop.example")
+		frappe.db.commit()
+		self.assertEqual(retry_sending(ticket=self.ticket)["communications"], [answer["communication"]])
+		send_communication(answer["communication"])
+		self.assertIn("client@example.org", self.letters())
+		self.assertFalse(frappe.db.get_value("Ticket", self.ticket, "delivery_problem"))
+		self.assertEqual(frappe.db.get_value("Ticket", self.ticket, "status"), "Replied")
+
+	def test_a_reply_whose_every_letter_failed_leaves_the_ticket_open(self):
+		self.smtp.refuse["client@example.org"] = "550 5.1.1 no such user"
+		self.smtp.refuse["boss@example.org"] = "550 5.1.1 no such user"
+		self.smtp.refuse["archive@shop.example"] = "550 5.1.1 no such user"
+		self.reply_as(self.agent, "<p>Nobody gets this</p>")
+		ticket = frappe.db.get_value("Ticket", self.ticket, ["status", "first_response_at"], as_dict=True)
+		self.assertEqual((ticket.status, ticket.first_response_at), ("Open", None))
+
+	def test_a_reply_over_the_letter_cap_is_refused(self):
+		frappe.db.set_value("Email Channel", self.channel.name, "max_letters_per_reply", 3)
+		frappe.db.commit()
+		frappe.set_user(self.agent)
+		try:
+			create_reply(self.ticket, "<p>fits</p>", cc=["third@example.org"])
+			with self.assertRaises(frappe.ValidationError) as caught:
+				create_reply(self.ticket, "<p>too many</p>", cc=["fourth@example.org"])
+		finally:
+			frappe.set_user("Administrator")
+		self.assertIn("4 letters", str(caught.exception))
+		self.assertNotIn("fourth@example.org", frappe.db.get_value("Ticket", self.ticket, "cc_addresses"))
