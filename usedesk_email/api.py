@@ -1,6 +1,7 @@
 """Whitelisted methods of the app (desk and REST)."""
 
 import frappe
+from frappe import _
 from frappe.rate_limiter import rate_limit
 from frappe.utils import cint, split_emails
 
@@ -16,6 +17,7 @@ from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_se
 	inbound_rate_limit,
 )
 
+CONFIDENTIAL = ("Email Channel", "Email Channel Message", "Email Channel Failure")
 RAW_MIME_FIELDS = ("body-mime", "email")  # Mailgun's raw MIME field, SendGrid's in raw mode
 SECRET_HEADER = "X-Usedesk-Secret"
 
@@ -34,6 +36,55 @@ def provider_preset(address: str | None = None, office365: bool = False) -> dict
 		"smtp_host": smtp_host,
 		"smtp_port": smtp_port,
 		"smtp_encryption": ENCRYPTION[smtp_security],
+	}
+
+
+@frappe.whitelist()
+def get_count(doctype: str, filters=None, debug: bool = False, cache: bool = False) -> int:
+	"""Frappe 15's `frappe.client.get_count` counts without a permission check, filters and all.
+
+	A count filtered on a field (`imap_host like "a%"`) reads it letter by letter, so the app's
+	own doctypes are counted only for users who may read them; others are counted as before.
+	"""
+	from frappe.client import get_count as frappe_get_count
+
+	if doctype in CONFIDENTIAL and not frappe.has_permission(doctype, "read"):
+		frappe.throw(_("No permission for {0}").format(_(doctype)), frappe.PermissionError)
+	return frappe_get_count(doctype, filters, debug, cache)
+
+
+@frappe.whitelist()
+def ticket_context(ticket: str | int) -> dict:
+	"""What the Ticket form needs of its channel, for anyone who may read the ticket.
+
+	Agents have no permission on Email Channel (its fields are the mailbox configuration), so
+	the form asks here instead of reading the channel: the name and two yes/no answers.
+	"""
+	doc = frappe.get_doc("Ticket", str(ticket))
+	doc.check_permission("read")
+	channel = (
+		frappe.db.get_value(
+			"Email Channel",
+			doc.channel,
+			["name", "forward_as_new_ticket", "outgoing_type", "from_email"],
+			as_dict=True,
+		)
+		if doc.channel
+		else None
+	)
+	may_email = bool(doc.has_permission("email"))
+	reason = None
+	if not channel:
+		reason = _("The ticket has no channel to send from.")
+	elif not may_email:
+		reason = _("You may not send e-mail from ticket {0}.").format(doc.name)
+	else:
+		reason = replies.outgoing_problem(channel)
+	return {
+		"channel": channel.name if channel else None,
+		"can_forward": bool(channel and may_email and channel.forward_as_new_ticket),
+		"can_send": reason is None,
+		"reason": reason,
 	}
 
 

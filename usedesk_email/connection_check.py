@@ -13,9 +13,13 @@ def check_channel(channel) -> dict:
 	checks = []
 	with ca_file(channel) as ca:
 		if channel.incoming_type == "External":
-			checks.append(run_check(channel, _("Incoming (IMAP)"), lambda: describe_imap(channel, ca)))
+			checks.append(
+				run_check(channel, _("Incoming (IMAP)"), lambda sent: describe_imap(channel, ca, sent))
+			)
 		if channel.outgoing_type == "External":
-			checks.append(run_check(channel, _("Outgoing (SMTP)"), lambda: describe_smtp(channel, ca)))
+			checks.append(
+				run_check(channel, _("Outgoing (SMTP)"), lambda sent: describe_smtp(channel, ca, sent))
+			)
 	if not checks:
 		checks.append(
 			{
@@ -28,19 +32,29 @@ def check_channel(channel) -> dict:
 
 
 def run_check(channel, label: str, check) -> dict:
+	"""Errors are redacted with the secrets this check sent, and only those.
+
+	Redacting with other stored secrets would let a server's error message test guesses of them.
+	A stored secret the check may not send (see `channel_config.secret`) stops it with a clear
+	message before anything is sent.
+	"""
+	sent: list[str] = []
 	try:
-		return {"label": label, "ok": True, "message": check()}
+		return {"label": label, "ok": True, "message": check(sent)}
 	except MailError as error:
-		secrets = [channel.get_password(f, raise_exception=False) for f in ("imap_password", "smtp_password")]
-		return {"label": label, "ok": False, "message": redact(str(error), *secrets)}
+		return {"label": label, "ok": False, "message": redact(str(error), *sent)}
 
 
-def describe_imap(channel, ca: str | None) -> str:
-	report = imap_session.check_connection(imap_settings(channel, ca))
+def describe_imap(channel, ca: str | None, sent: list[str]) -> str:
+	settings = imap_settings(channel, ca)
+	sent += [settings.password, settings.oauth2_token or ""]
+	report = imap_session.check_connection(settings)
 	return _("Logged in; the Inbox has {0} messages, {1} unread (UIDVALIDITY {2}).").format(
 		report.messages, report.unseen, report.uidvalidity
 	)
 
 
-def describe_smtp(channel, ca: str | None) -> str:
-	return _("Logged in: {0}").format(smtp_sender.check_connection(smtp_settings(channel, ca)))
+def describe_smtp(channel, ca: str | None, sent: list[str]) -> str:
+	settings = smtp_settings(channel, ca)
+	sent += [settings.password, settings.oauth2_token or ""]
+	return _("Logged in: {0}").format(smtp_sender.check_connection(settings))

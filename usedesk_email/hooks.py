@@ -51,4 +51,5 @@ doc_events = {
 # The desk's e-mail composer on a Ticket: send through the channel, never also via Frappe.
 override_whitelisted_methods = {
 	"frappe.core.doctype.communication.email.make": "usedesk_email.api.make",
+	"frappe.client.get_count": "usedesk_email.api.get_count",
 }

@@ -8,7 +8,18 @@ from frappe import _
 from frappe.model.document import Document
 from frappe.utils import validate_email_address
 
-from usedesk_email.channel_config import ENCRYPTION, additional_emails
+from usedesk_email.channel_config import (
+	BINDINGS,
+	ENCRYPTION,
+	OAUTH_IMAP_BINDING,
+	OAUTH_SMTP_BINDING,
+	SMTP_WITH_IMAP_BINDING,
+	additional_emails,
+	changed_fields,
+	refuse_if_changed,
+	saved_row,
+	stored_secret,
+)
 from usedesk_email.connection_check import check_channel
 from usedesk_email.mail import providers
 from usedesk_email.mail.providers import default_port, preset_for
@@ -17,6 +28,7 @@ from usedesk_email.poll import enqueue_poll
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import inbound_domain
 
 OWN_SERVER = ("External", OFFICE_365)  # connections with a host, port and encryption of their own
+PASSWORD_MASK = "*" * 8  # what the row keeps of any password: Frappe's own mask has its length
 
 
 class EmailChannel(Document):
@@ -28,6 +40,7 @@ class EmailChannel(Document):
 		self.validate_ports()
 		self.validate_addresses()
 		self.ensure_internal_address()
+		self.keep_secrets_bound()
 
 	def normalise_addresses(self):
 		for field in ("main_email", "from_email", "bcc_email", "imap_email"):
@@ -112,6 +125,47 @@ class EmailChannel(Document):
 				validate_email_address(self.get(field), throw=True)
 		for address in additional_emails(self):
 			validate_email_address(address, throw=True)
+
+	def keep_secrets_bound(self):
+		"""A stored secret stays with the server it was saved for (see channel_config.secret).
+
+		Changing its host, port, encryption or username needs the password typed again; a changed
+		Office 365 connection needs authorising again.
+		"""
+		if self.is_new():
+			return
+		saved = saved_row(self)
+		if not saved:
+			return
+		for fieldname, binding in BINDINGS.items():
+			if self.keeps_stored(fieldname):
+				refuse_if_changed(self, binding, _(self.meta.get_label(fieldname)), saved)
+		if self.smtp_use_imap_credentials and self.keeps_stored("imap_password"):
+			refuse_if_changed(self, SMTP_WITH_IMAP_BINDING, _(self.meta.get_label("imap_password")), saved)
+		oauth = [
+			b
+			for t, b in ((self.incoming_type, OAUTH_IMAP_BINDING), (self.outgoing_type, OAUTH_SMTP_BINDING))
+			if t == OFFICE_365
+		]
+		fields = tuple(f for binding in oauth for f in binding if f != "connected_user")
+		if self.connected_user and changed_fields(self, fields, saved):
+			self.connected_user = None
+			frappe.msgprint(
+				_("The Office 365 connection changed: use Authorize again after saving."),
+				title=_("Authorise again"),
+				indicator="orange",
+			)
+
+	def keeps_stored(self, fieldname: str) -> bool:
+		value = self.get(fieldname)
+		return bool(value) and self.is_dummy_password(value) and bool(stored_secret(self.name, fieldname))
+
+	def _save_passwords(self):
+		"""Frappe's save, then one fixed mask: its "*" * len(password) tells the length."""
+		super()._save_passwords()
+		for df in self.meta.get("fields", {"fieldtype": "Password"}):
+			if self.get(df.fieldname):
+				self.set(df.fieldname, PASSWORD_MASK)
 
 	def ensure_internal_address(self):
 		"""Generate the forwarding address once; an unguessable local part keeps strangers out."""

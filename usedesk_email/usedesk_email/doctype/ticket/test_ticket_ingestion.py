@@ -536,6 +536,7 @@ class TestTicketIngestion(FrappeTestCase):
 
 	def test_unreachable_host_is_a_transient_error_without_backoff(self):
 		self.channel.imap_port = self.server.ssl_port + 7919 if self.server.ssl_port < 50000 else 1
+		self.channel.imap_password = self.box.password  # a changed port needs the password typed again
 		self.channel.save()
 		for _ in range(3):
 			self.assertEqual(self.poll()["result"], "error")

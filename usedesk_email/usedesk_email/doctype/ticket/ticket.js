@@ -10,9 +10,19 @@ frappe.ui.form.on("Ticket", {
 			frm.timeline.compose_mail = () => frm.trigger("reply");
 		}
 		frm.add_custom_button(__("Reply"), () => frm.trigger("reply")).addClass("btn-primary");
-		// Set by Ticket.onload: agents may not read the channel itself.
-		if (frm.doc.__onload && frm.doc.__onload.forward_as_new_ticket) {
-			frm.add_custom_button(__("Forward message"), () => frm.trigger("forward"));
+		// Agents may not read Email Channel: the server answers only what this form needs.
+		frappe.xcall("usedesk_email.api.ticket_context", { ticket: frm.doc.name }).then((context) => {
+			if (context.can_forward) {
+				frm.add_custom_button(__("Forward message"), () => frm.trigger("forward"));
+			}
+			if (!context.can_send && context.reason) {
+				frm.dashboard.add_comment(frappe.utils.escape_html(context.reason), "orange", true);
+			}
+		});
+		if (frappe.model.can_read("Email Channel Message")) {
+			frm.add_custom_button(__("Letters"), () =>
+				frappe.set_route("List", "Email Channel Message", { ticket: frm.doc.name })
+			);
 		}
 		if (frm.doc.delivery_problem) {
 			frm.add_custom_button(__("Retry Sending"), () =>
