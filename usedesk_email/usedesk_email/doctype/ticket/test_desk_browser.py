@@ -24,6 +24,7 @@ from frappe.tests.utils import FrappeTestCase
 from frappe.utils.password import update_password
 from PIL import Image
 
+from usedesk_email.api import ticket_context
 from usedesk_email.ingest_batch import ingest_raw
 from usedesk_email.testing.ports import HOST
 from usedesk_email.usedesk_email.test_support import desk_user, make_channel, served_site
@@ -537,9 +538,7 @@ class TestAgentAccess(FrappeTestCase):
 		frappe.set_user(AGENT)
 		self.addCleanup(frappe.set_user, "Administrator")
 		self.assertTrue(file.is_downloadable(), "the agent may open the mail's attachment")
-		ticket = frappe.get_doc("Ticket", result.ticket)
-		ticket.run_method("onload")
-		self.assertTrue(ticket.get_onload().forward_as_new_ticket)
+		self.assertTrue(ticket_context(result.ticket)["can_forward"])
 		self.assertFalse(frappe.has_permission("Email Channel", "read"))
 		other = frappe.get_doc(
 			{

@@ -12,13 +12,6 @@ REOPENED_BY_CLIENT = ("Replied", "Resolved")
 
 
 class Ticket(Document):
-	def onload(self):
-		# Agents may not read Email Channel (select only), so the form gets the setting here.
-		self.set_onload(
-			"forward_as_new_ticket",
-			bool(frappe.db.get_value("Email Channel", self.channel, "forward_as_new_ticket")),
-		)
-
 	def before_insert(self):
 		self.set_opened_at()
 
