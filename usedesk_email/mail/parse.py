@@ -30,7 +30,6 @@ EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=timezone.utc)
 FUTURE_TOLERANCE = timedelta(days=1)
 _BODY_TYPES = ("text/plain", "text/html")
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
-_ADDRESS_TOKEN = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9_.:-]{1,40})", re.I)
 
 
@@ -183,10 +182,10 @@ class _Parse:
 		return message_ids(" ".join(_ascii(v) for v in self.headers.get(name, ())))
 
 	def sender(self) -> Address | None:
+		"""The first address of From, as mail clients take it (broken syntax is repaired there)."""
 		found = self.addresses("from")
-		if not found:  # broken syntax around a real address: take the last one written
-			found = decode_addresses(_ADDRESS_TOKEN.findall(unfold(self.first("from")))[-1:], [], "from")
-			self.defects.append("From repaired" if found else "no usable From address")
+		if not found:
+			self.defects.append("no usable From address")
 		return found[0] if found else None
 
 	def message_id(self) -> tuple[str, bool]:
