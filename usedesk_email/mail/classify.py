@@ -24,7 +24,7 @@ import re
 from email.message import Message
 from email.parser import HeaderParser
 
-from usedesk_email.mail.headers import message_ids, unfold
+from usedesk_email.mail.headers import decode_text, message_ids, unfold
 from usedesk_email.mail.message import Kind
 
 Headers = dict[str, list[str]]
@@ -54,7 +54,8 @@ _COMMENT_OR_QUOTED = re.compile(r'\([^()]*\)|"[^"]*"')
 _DELIVERY_STATUS = ("message/delivery-status", "message/global-delivery-status")
 _DISPOSITION = ("message/disposition-notification", "message/global-disposition-notification")
 _FEEDBACK = "message/feedback-report"
-_ATTACHED = ("message/rfc822", "message/global", "text/rfc822-headers", "text/global-headers")
+_HEADER_BLOCKS = ("text/rfc822-headers", "text/global-headers", "message/global-headers")
+_ATTACHED = ("message/rfc822", "message/global", *_HEADER_BLOCKS)
 # How auto-replies begin their subjects (Outlook, Gmail, Yandex, Mail.ru, vacation(1), in the
 # languages of the desk's clients); only consulted when a header already says "machine".
 _AUTO_SUBJECT = re.compile(
@@ -99,7 +100,7 @@ def classify(headers: Headers, root: Message, text: str) -> tuple[Kind, str]:
 		or (auto_submitted and not auto_submitted.startswith("no"))
 		or any(_first(headers, name).lower() not in ("", "no", "false") for name in _AUTO_HEADERS)
 		or precedence in _AUTO_PRECEDENCE
-		or ((null_path or precedence in _BULK_PRECEDENCE) and _AUTO_SUBJECT.match(_first(headers, "subject")))
+		or ((null_path or precedence in _BULK_PRECEDENCE) and _AUTO_SUBJECT.match(_subject(headers)))
 	):
 		return Kind.AUTO_REPLY, ""
 	if null_path:
@@ -107,6 +108,10 @@ def classify(headers: Headers, root: Message, text: str) -> tuple[Kind, str]:
 	if precedence in _BULK_PRECEDENCE or any(name in headers for name in _BULK_HEADERS):
 		return Kind.BULK, ""
 	return Kind.NORMAL, ""
+
+
+def _subject(headers: Headers) -> str:
+	return decode_text(_first(headers, "subject"), [], "Subject")
 
 
 def _own_part_types(root: Message) -> set[str]:
@@ -146,7 +151,7 @@ def bounced_message_id(headers: Headers, root: Message, text: str) -> str:
 		if ctype in ("message/rfc822", "message/global") and part.is_multipart():
 			inner = part.get_payload(0)
 			ids = message_ids(str(inner.get("message-id", ""))) if isinstance(inner, Message) else []
-		elif ctype in ("text/rfc822-headers", "text/global-headers", *_DELIVERY_STATUS):
+		elif ctype in (*_HEADER_BLOCKS, *_DELIVERY_STATUS):
 			ids = _ids_in_header_block(part)
 		else:
 			continue
