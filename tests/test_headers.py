@@ -50,7 +50,7 @@ def test_decode_bytes_falls_back_and_reports():
 	assert defects == ["unknown charset 'x-unknown-foo' in body"]
 	defects.clear()
 	assert decode_bytes("привет".encode("cp1251"), "utf-8", defects, "body", fallback="cp1251") == "привет"
-	assert defects == ["body was not valid utf-8, decoded as cp1251"]
+	assert defects == ["body labelled utf-8 was decoded as cp1251"]
 	defects.clear()
 	assert decode_bytes(b"a\xffb\x00c", "utf-8", defects, "body") == "a\ufffdbc"
 	assert defects == ["undecodable bytes replaced in body", "NUL bytes removed from body"]

@@ -25,7 +25,7 @@ from usedesk_email.rows import insert_plain, insert_row, sortable_name, update_r
 from usedesk_email.usedesk_email.doctype.ticket.ticket import communication_update
 
 LEDGER = "Email Channel Message"
-AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE)
+AUTOMATIC = (Kind.AUTO_REPLY, Kind.BOUNCE, Kind.FEEDBACK)
 ATTACHMENTS_FOLDER = "Home/Attachments"  # made by Frappe's install, like its own attachments
 SUBJECT_LENGTH = 998  # RFC 5322's line limit; longer subjects are cut, the raw mail is kept
 # The HTML and the text of one message are each stored up to this size, or less when the

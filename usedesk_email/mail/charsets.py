@@ -12,7 +12,7 @@ from functools import lru_cache
 
 # Labels Python does not know, or knows as a narrower charset than senders really use.
 _ALIASES = {
-	"iso-8859-1": "cp1252",  # what senders mean by it (smart quotes in 0x80-0x9f)
+	"iso-8859-1": "cp1252",  # what senders mean by it (smart quotes in 0x80-0x9f); see _western
 	"latin1": "cp1252",
 	"latin-1": "cp1252",
 	"us-ascii": "utf-8",  # 8-bit bytes under an ascii label are nowadays UTF-8
@@ -41,6 +41,8 @@ _WINDOWS = re.compile(r"^(?:x-)?(?:windows|win|cp|ms|ansi)[-_ ]?(\d{3,4})$")
 _UTF8 = re.compile(r"^(?:x-)?(?:utf|unicode)[-_ ]?8\b")
 _ISO = re.compile(r"^(?:x-)?iso[-_ ]?8859[-_ ]?(\d{1,2})\b")
 _KOI = re.compile(r"^(?:x-)?koi[-_ ]?8[-_ ]?([ru])$")
+# The five bytes cp1252 leaves undefined keep their Latin-1 meaning, as in browsers (WHATWG).
+_CP1252_HIGH = {i: c for i in range(0x80, 0xA0) if (c := bytes([i]).decode("cp1252", "ignore"))}
 
 
 @lru_cache(maxsize=256)
@@ -86,13 +88,17 @@ def decode_bytes(
 	if label and codec is None:
 		defects.append(f"unknown charset {label.strip()[:40]!r} in {where}")
 	text = None
-	for candidate in dict.fromkeys(c for c in (codec, "utf-8", codec_for(fallback)) if c):
+	candidates = (codec, "utf-8", codec_for(fallback))
+	if codec == "cp1252" and not data.isascii():
+		# every byte is Latin-1, so only valid multibyte UTF-8 can say the label is wrong
+		candidates = ("utf-8", codec)
+	for candidate in dict.fromkeys(c for c in candidates if c):
 		try:
-			text = data.decode(candidate)
+			text = _western(data) if candidate == "cp1252" else data.decode(candidate)
 		except UnicodeDecodeError:
 			continue
 		if candidate != codec and codec is not None:
-			defects.append(f"{where} was not valid {label.strip()[:40]}, decoded as {candidate}")
+			defects.append(f"{where} labelled {label.strip()[:40]} was decoded as {candidate}")
 		break
 	if text is None:
 		text = data.decode(codec or "utf-8", "replace")
@@ -101,6 +107,11 @@ def decode_bytes(
 		text = text.replace("\x00", "")
 		defects.append(f"NUL bytes removed from {where}")
 	return text
+
+
+def _western(data: bytes) -> str:
+	"""ISO-8859-1 and windows-1252 as mail means them: never fails, never loses a byte."""
+	return data.decode("latin-1").translate(_CP1252_HIGH)
 
 
 def surrogates_to_bytes(value: str) -> bytes:

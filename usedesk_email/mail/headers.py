@@ -19,6 +19,10 @@ _LINE_BREAKS = re.compile(r"[\r\n\t]+")
 # A mailbox we store and show: no quoted local part, no domain literal, nothing that is markup
 # or address syntax; non-ASCII letters (internationalised addresses) are fine.
 _MAILBOX = re.compile(r"^[^\s\"<>()\[\]\\,;:@&`]{1,64}@[^\s\"'<>()\[\]\\,;:@&`/?#%=+!$*{}|^~]{1,253}$")
+# What a header writes as one word, and an address in angle brackets: an address is only ever
+# taken as written, never assembled from the words of a display name.
+_WORD = re.compile(r"[^\s<>\"(),;:]+")
+_BRACKETED = re.compile(r"<\s*([^\s<>\"(),;:@]+@[^\s<>\"(),;:]+)\s*>")
 _PLACEHOLDER = "usedeskencodedword"
 MAX_ID_LENGTH = 995  # what Frappe's Communication keeps; a longer "id" is junk, not a reference
 _PLACEHOLDER_RE = re.compile(_PLACEHOLDER + r"(\d+)x")
@@ -114,9 +118,22 @@ def decode_addresses(
 
 	found: list[Address] = []
 	seen: set[str] = set()
-	hidden = [_ENCODED_WORD.sub(hide, unfold(v)) for v in values]
-	for name, addr in getaddresses(hidden):
-		email = one_line(_decode_raw(restore(addr), defects, where, fallback)).replace(" ", "").lower()
+	pairs: list[tuple[str, str]] = []
+	for value in values:
+		hidden = _ENCODED_WORD.sub(hide, unfold(value))
+		parsed = getaddresses([hidden])
+		tokens = _WORD.findall(hidden)
+		written = set(tokens)
+		addrs = [addr for _name, addr in parsed if "@" in addr]
+		if any(addr not in written for addr in addrs) or ("@" in hidden and not addrs):
+			# the parser glued words into an address ("Big Bug bb@bug.com" -> "BigBugbb@bug.com")
+			# or gave up: keep only what is written as an address, in brackets first
+			defects.append(f"address syntax repaired in {where}")
+			bare = [token for token in tokens if "@" in token]
+			parsed = [("", addr) for addr in dict.fromkeys([*_BRACKETED.findall(hidden), *bare])]
+		pairs.extend(parsed)
+	for name, addr in pairs:
+		email = one_line(_decode_raw(restore(addr), defects, where, fallback)).lower()
 		if not _MAILBOX.match(email) or email.startswith(".") or ".@" in email or email.endswith("."):
 			if email:
 				defects.append(f"not a usable address in {where}: {email[:60]!r}")

@@ -11,6 +11,7 @@ class Kind(str, Enum):
 	NORMAL = "normal"
 	AUTO_REPLY = "auto-reply"
 	BOUNCE = "bounce"
+	FEEDBACK = "feedback"  # an abuse report (RFC 5965 ARF) about a letter sent from the desk
 	BULK = "bulk"
 
 
@@ -60,7 +61,7 @@ class ParsedMessage:
 	quoted_html: str = ""
 	attachments: list[Attachment] = field(default_factory=list)
 	kind: Kind = Kind.NORMAL
-	bounced_message_id: str = ""  # for a bounce: the Message-ID of the letter that bounced
+	bounced_message_id: str = ""  # bounce or feedback report: the Message-ID of the letter it is about
 	defects: list[str] = field(default_factory=list)  # what had to be repaired while decoding
 	raw: bytes = b""
 

@@ -30,7 +30,6 @@ EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=timezone.utc)
 FUTURE_TOLERANCE = timedelta(days=1)
 _BODY_TYPES = ("text/plain", "text/html")
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
-_ADDRESS_TOKEN = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9_.:-]{1,40})", re.I)
 
 
@@ -183,10 +182,10 @@ class _Parse:
 		return message_ids(" ".join(_ascii(v) for v in self.headers.get(name, ())))
 
 	def sender(self) -> Address | None:
+		"""The first address of From, as mail clients take it (broken syntax is repaired there)."""
 		found = self.addresses("from")
-		if not found:  # broken syntax around a real address: take the last one written
-			found = decode_addresses(_ADDRESS_TOKEN.findall(unfold(self.first("from")))[-1:], [], "from")
-			self.defects.append("From repaired" if found else "no usable From address")
+		if not found:
+			self.defects.append("no usable From address")
 		return found[0] if found else None
 
 	def message_id(self) -> tuple[str, bool]:
@@ -233,12 +232,13 @@ class _Parse:
 			elif part.is_multipart():
 				children = [p for p in part.get_payload() if isinstance(p, Message)]
 				if ctype == "multipart/alternative":
-					children = self.alternative(children, texts, htmls)
+					children = self.alternative(children, texts, htmls, attachments)
 				stack.extend(reversed(children))
 			elif (
 				ctype in _BODY_TYPES or part.get_content_maintype() == "multipart"
-			) and not self.is_attachment(part):  # a multipart without a usable boundary is read as text
-				self.body(part, texts, htmls)
+			) and not self.is_attachment(part, bool(texts or htmls)):
+				# (also a multipart without a usable boundary: read as text)
+				self.body(part, texts, htmls, attachments)
 			else:
 				payload = part.get_payload(decode=True) or b""
 				attachments.append(
@@ -246,21 +246,24 @@ class _Parse:
 				)
 		return texts, htmls, attachments
 
-	def alternative(self, children: list[Message], texts: list[str], htmls: list[str]) -> list[Message]:
+	def alternative(
+		self, children: list[Message], texts: list[str], htmls: list[str], attachments: list[Attachment]
+	) -> list[Message]:
 		"""Take the last plain and the last HTML version; anything else is walked on."""
 		chosen: dict[str, Message] = {}
 		rest = []
+		seen_text = bool(texts or htmls)
 		for child in children:
 			ctype = child.get_content_type()
-			if ctype in _BODY_TYPES and not self.is_attachment(child):
+			if ctype in _BODY_TYPES and not self.is_attachment(child, seen_text):
 				chosen[ctype] = child
 			else:
 				rest.append(child)
 		for child in chosen.values():
-			self.body(child, texts, htmls)
+			self.body(child, texts, htmls, attachments)
 		return rest
 
-	def body(self, part: Message, texts: list[str], htmls: list[str]) -> None:
+	def body(self, part: Message, texts: list[str], htmls: list[str], attachments: list[Attachment]) -> None:
 		ctype = part.get_content_type()
 		payload = part.get_payload(decode=True) or b""
 		charset = part.get_content_charset(None)
@@ -272,11 +275,15 @@ class _Parse:
 			htmls.append(content)
 		else:
 			texts.append(content.replace("\r\n", "\n").replace("\r", "\n"))
+		if _named(part):  # a named body is also kept as the file the sender may have meant
+			attachments.append(make_attachment(part, payload, len(attachments) + 1, self.defects, self.hint))
 
-	def is_attachment(self, part: Message) -> bool:
-		return (part.get_content_disposition() or "").lower() == "attachment" or bool(
-			part.get_param("filename", None, "content-disposition") or part.get_param("name", None)
-		)
+	def is_attachment(self, part: Message, seen_text: bool) -> bool:
+		"""Disposition "attachment", or a name on anything but the first text: mailers name body
+		parts without saying "attachment", and a ticket without its text is no ticket."""
+		if (part.get_content_disposition() or "").lower() == "attachment":
+			return True
+		return _named(part) and (seen_text or part.get_content_type() not in _BODY_TYPES)
 
 	def forwarded(self, part: Message, index: int) -> Attachment:
 		"""An attached letter is kept whole as a .eml named from its subject."""
@@ -330,6 +337,10 @@ def _to_bytes(message: Message, defects: list[str]) -> bytes:
 	except UnicodeError:  # the stdlib's generator trips over a broken multipart inside
 		defects.append("embedded message re-serialised with replacement characters")
 		return message.as_string(policy=_POLICY).encode("utf-8", "surrogateescape")
+
+
+def _named(part: Message) -> bool:
+	return bool(part.get_param("filename", None, "content-disposition") or part.get_param("name", None))
 
 
 def _ascii(value: str) -> str:

@@ -38,7 +38,7 @@ def preview(settings: ImapSettings, out=None, limit: int = 200) -> int:
 			msg = parse_message(fetched.raw)
 			decision = index.add(msg)
 			sender = str(msg.sender) if msg.sender else "(no sender)"
-			if msg.kind in (Kind.AUTO_REPLY, Kind.BOUNCE) and decision.reason == "new":
+			if msg.kind in (Kind.AUTO_REPLY, Kind.BOUNCE, Kind.FEEDBACK) and decision.reason == "new":
 				verdict = f"ignored ({msg.kind.value}: opens no ticket)"
 			elif decision.reason == "new":
 				verdict = f"new ticket T{decision.ticket_key}"
