@@ -177,7 +177,7 @@ def find_ticket(channel, msg: ParsedMessage, sender: str):
 	auto-reply or bounce also joins by the Message-ID of one of our letters; it adds no one.
 	"""
 	ids = msg.thread_ids
-	if msg.kind == Kind.BOUNCE and msg.bounced_message_id:
+	if msg.kind in (Kind.BOUNCE, Kind.FEEDBACK) and msg.bounced_message_id:
 		ids = [msg.bounced_message_id, *ids]
 	referred = None
 	if ids:
