@@ -14,6 +14,8 @@ export_python_type_annotations = True
 before_install = "usedesk_email.install.ensure_roles"
 after_install = "usedesk_email.install.index_file_hashes"
 after_migrate = ["usedesk_email.install.ensure_roles", "usedesk_email.install.index_file_hashes"]
+before_uninstall = "usedesk_email.uninstall.before_uninstall"
+after_uninstall = "usedesk_email.uninstall.after_uninstall"
 
 scheduler_events = {
 	"cron": {

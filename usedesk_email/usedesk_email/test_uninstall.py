@@ -1,0 +1,352 @@
+# Copyright (c) 2026, usedesk_email developers and contributors
+# For license information, please see license.txt
+
+"""Uninstall and purge, run as an admin runs them: `bench` commands against a second site.
+
+Uninstalling the app from the site the tests run on would drop the tables under them, so
+the commands run on a scratch site (`USEDESK_UNINSTALL_SITE`, default `uninstall.<this
+site>`), created with the bench's database admin login (`root_login` / `root_password` in
+common_site_config.json) on first use and kept for later runs. `fill_site` and
+`inspect_site` below run inside that site through `bench execute`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from email.message import EmailMessage
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+
+APP = "usedesk_email"
+JOBS = ("usedesk_email.poll.enqueue_polls", "usedesk_email.outgoing.retry_due")
+ROLES = ("Support Agent", "Support Manager")
+SECRET = "uninstall-secret-" + "a" * 32
+
+
+class TestUninstall(FrappeTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.site = os.environ.get("USEDESK_UNINSTALL_SITE") or f"uninstall.{frappe.local.site}"
+		if not os.path.isdir(os.path.join(frappe.local.sites_path, cls.site)):
+			login, password = frappe.conf.get("root_login"), frappe.conf.get("root_password")
+			if not (login and password):
+				raise RuntimeError(
+					f"site {cls.site} does not exist and common_site_config.json has no root_login/"
+					"root_password to create it with: create it, or name one in USEDESK_UNINSTALL_SITE"
+				)
+			cls.bench(
+				"new-site", cls.site, "--admin-password", frappe.generate_hash(length=16),
+				"--db-root-username", login, "--db-root-password", password, site=None, timeout=900,
+			)  # fmt: skip
+
+	def setUp(self):
+		if APP not in self.bench("list-apps").stdout:
+			self.bench("install-app", APP, timeout=900)
+
+	@classmethod
+	def bench(
+		cls, *args: str, site: str | None = "", stdin: str = "", timeout: int = 600, check: bool = True
+	):
+		"""A bench command on the scratch site, in its own process, as an admin types it."""
+		command = [shutil.which("bench") or os.path.join(os.path.dirname(sys.executable), "bench")]
+		if site is not None:
+			command += ["--site", site or cls.site]
+		result = subprocess.run(
+			[*command, *args],
+			input=stdin,
+			capture_output=True,
+			text=True,
+			cwd=os.path.dirname(os.path.abspath(frappe.local.sites_path)),
+			timeout=timeout,
+		)
+		if check and result.returncode:
+			raise AssertionError(
+				f"bench {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+			)
+		return result
+
+	def execute(self, method: str, **kwargs) -> dict:
+		result = self.bench("execute", f"{__name__}.{method}", "--kwargs", repr(kwargs))
+		return json.loads(result.stdout.strip().splitlines()[-1])
+
+	def test_uninstall_keeps_the_conversations_unlinked_and_removes_the_rest(self):
+		filled = self.execute("fill_site", marker=frappe.generate_hash(length=8))
+		self.assertEqual(self.execute("inspect_site", **filled)["jobs"], sorted(JOBS))
+
+		dry = self.bench("uninstall-app", APP, "--dry-run")
+		self.assertIn(APP, self.bench("list-apps").stdout, dry.stdout)
+		facts = self.execute("inspect_site", **filled)
+		self.assertEqual(facts["jobs"], sorted(JOBS), "a dry run changes nothing")
+		self.assertTrue(facts["index"])
+		self.assertGreaterEqual(facts["job_logs"], 1)
+		for seen in ("Communication.reference_doctype", "Comment.reference_doctype", "ToDo.reference_type"):
+			self.assertIn(seen, facts["references"], "the scan sees what names the app's DocTypes")
+
+		out = self.bench("uninstall-app", APP, "--yes", "--no-backup").stdout
+		self.assertRegex(out, r"kept \d+ ticket messages")
+		self.assertNotIn(APP, self.bench("list-apps").stdout)
+		facts = self.execute("inspect_site", **filled)
+		self.assertEqual(facts["tables"], [], "Frappe drops the app's tables")
+		self.assertEqual(facts["jobs"], [])
+		self.assertEqual(facts["job_logs"], 0)
+		self.assertFalse(facts["index"], "the index on tabFile is dropped")
+		self.assertFalse(facts["sequence"], "the ticket number sequence is dropped")
+		self.assertEqual(facts["roles"], [])
+		self.assertEqual(facts["role_assignments"], 0)
+		self.assertEqual(facts["passwords"], 0, "channel passwords and inbound secrets are deleted")
+		self.assertEqual(facts["singles"], 0)
+		self.assertEqual(facts["user_settings"], 0)
+		self.assertEqual(facts["references"], {}, "no row anywhere names a DocType that is gone")
+
+		# The conversation is kept as plain Communications, found by the ticket's token.
+		for name, comm in facts["communications"].items():
+			self.assertIsNone(comm["reference_doctype"], name)
+			self.assertIsNone(comm["reference_name"], name)
+			self.assertEqual(comm["status"], "Closed")
+			self.assertIn(f"[UD#{filled['communications'][name]}]", comm["subject"])
+			self.assertEqual(comm["subject"].count("[UD#"), 1, comm["subject"])
+		self.assertEqual(len(facts["communications"]), 3)
+		self.assertTrue(facts["contact_links"], "the messages stay on the client's Contact timeline")
+		self.assertTrue(facts["saved"], "a kept Communication and File still validate and save")
+		self.assertEqual(facts["listed"], 3, "Frappe's Communication list shows them")
+		for name, file in facts["files"].items():
+			self.assertTrue(file["on_disk"], name)
+			if name == filled["failure_file"]:
+				self.assertIsNone(file["attached_to_doctype"], "the raw mail of a failure is kept, detached")
+			else:
+				self.assertEqual(file["attached_to_doctype"], "Communication")
+		self.assertEqual(len(facts["files"]), len(filled["files"]))
+
+		# Reinstalling gives a working app again: roles, jobs, index, and new mail becomes a ticket.
+		self.bench("install-app", APP, timeout=900)
+		again = self.execute("fill_site", marker=frappe.generate_hash(length=8))
+		facts = self.execute("inspect_site", **again)
+		self.assertEqual(facts["jobs"], sorted(JOBS))
+		self.assertTrue(facts["index"])
+		self.assertEqual(facts["roles"], sorted(ROLES))
+		self.assertEqual(len(again["tickets"]), 2)
+		self.assertEqual(
+			{c["reference_doctype"] for c in facts["communications"].values()}, {"Ticket"}, facts
+		)
+
+	def test_purge_deletes_the_conversations_and_their_files(self):
+		filled = self.execute("fill_site", marker=frappe.generate_hash(length=8))
+
+		refused = self.bench("usedesk-email", "purge", stdin="n\n", check=False)
+		self.assertEqual(refused.returncode, 1, refused.stdout + refused.stderr)
+		self.assertEqual(len(self.execute("inspect_site", **filled)["communications"]), 3)
+
+		out = self.bench("usedesk-email", "purge", "--yes").stdout
+		self.assertIn("Deleted", out)
+		facts = self.execute("inspect_site", **filled)
+		self.assertEqual(facts["communications"], {})
+		self.assertEqual(facts["tickets"], 0)
+		self.assertEqual(facts["failures"], 0)
+		self.assertEqual(facts["files"], {}, "the File rows are deleted")
+		for path in filled["paths"].values():
+			self.assertFalse(os.path.exists(path), f"{path} is deleted from disk")
+		self.assertTrue(facts["shared_file_on_disk"], "bytes another File still uses stay on disk")
+		self.assertEqual(facts["references"], {})
+		self.assertEqual(facts["channels"], 2, "channels are configuration, not conversation")
+		self.assertIn(APP, self.bench("list-apps").stdout)
+
+
+# Run inside the scratch site by `bench execute` (which commits afterwards).
+
+
+def fill_site(marker: str) -> dict:
+	"""Channels and tickets with messages, attachments, a failure, and the records Frappe and
+	an admin add around them (comments, assignments, shares, versions, customisations)."""
+	from frappe.custom.doctype.custom_field.custom_field import create_custom_field
+	from frappe.custom.doctype.property_setter.property_setter import make_property_setter
+	from frappe.desk.form.assign_to import add as assign
+	from frappe.model.utils.user_settings import save as save_user_settings
+	from frappe.model.utils.user_settings import sync_user_settings
+
+	from usedesk_email.ingest_batch import ingest_raw
+	from usedesk_email.ingest_failures import log_failure
+	from usedesk_email.usedesk_email.test_support import desk_user, make_channel
+
+	frappe.set_user("Administrator")
+	settings = frappe.get_single("Email Channel Settings")
+	settings.inbound_domain = "inbound.example.com"
+	settings.save()
+	make_channel(f"external {marker}", imap_password="imap-" + marker)
+	channel = make_channel(
+		f"internal {marker}",
+		incoming_type="Internal",
+		main_email="support@shop.example",
+		from_email="support@shop.example",
+		inbound_secret=SECRET,
+	)
+	client = f"client-{marker}@example.org"
+	if not frappe.db.exists("Contact", {"email_id": client}):
+		contact = frappe.get_doc({"doctype": "Contact", "first_name": "Client"})
+		contact.add_email(client, is_primary=1)
+		contact.insert(ignore_permissions=True)
+
+	first = letter(client, f"Kettle {marker}", f"k1-{marker}@example.org", attachment=marker.encode() * 100)
+	one = ingest_raw(channel, first, "test")
+	reply = letter(
+		client, f"Re: Kettle {marker}", f"k2-{marker}@example.org", reply_to=f"k1-{marker}@example.org"
+	)
+	ingest_raw(channel, reply, "test")
+	two = ingest_raw(
+		channel, letter(f"other-{marker}@example.org", f"Lamp {marker}", f"l1-{marker}@example.org"), "test"
+	)
+	failure = log_failure(channel.name, b"not really mail " + marker.encode(), "test", "boom")
+
+	ticket = frappe.get_doc("Ticket", one.ticket)
+	ticket.add_comment("Comment", "An agent's note")
+	ticket.status = "Resolved"
+	ticket.save(ignore_permissions=True)  # a Version
+	agent = desk_user(f"agent-{marker}@usedesk.test", "Support Agent")
+	desk_user(f"manager-{marker}@usedesk.test", "Support Manager")
+	assign({"assign_to": [agent.name], "doctype": "Ticket", "name": ticket.name, "description": "Look"})
+	frappe.share.add("Ticket", ticket.name, agent.name)
+	frappe.log_error("A failed poll", reference_doctype="Ticket", reference_name=ticket.name)
+	gone = frappe.get_doc(
+		{"doctype": "Ticket", "subject": "deleted", "channel": channel.name, "client_email": client}
+	).insert(ignore_permissions=True)
+	frappe.delete_doc("Ticket", gone.name, ignore_permissions=True)  # a Deleted Document
+	create_custom_field("Ticket", {"fieldname": "customer_ref", "label": "Customer Ref", "fieldtype": "Data"})
+	make_property_setter("Ticket", "subject", "bold", 1, "Check")
+	save_user_settings("Ticket", json.dumps({"List": {"order_by": "creation desc"}}))
+	sync_user_settings()
+	job_types = frappe.get_all("Scheduled Job Type", filters={"method": ("in", JOBS)}, pluck="name")
+	frappe.get_doc(
+		{"doctype": "Scheduled Job Log", "scheduled_job_type": job_types[0], "status": "Complete"}
+	).insert(ignore_permissions=True)
+
+	comms = frappe.get_all(
+		"Communication",
+		filters={"reference_doctype": "Ticket", "reference_name": ("in", [one.ticket, two.ticket])},
+		fields=["name", "reference_name"],
+	)
+	files = frappe.get_all(
+		"File",
+		filters=[["attached_to_name", "in", [c.name for c in comms] + [failure]]],
+		fields=["name", "file_url"],
+	)
+	# The same bytes kept by another File (Frappe stores equal content once): purge must leave them.
+	attachment = next(f for f in files if f.file_url.endswith(".bin"))
+	shared = frappe.get_doc(
+		{
+			"doctype": "File",
+			"file_name": "kept.bin",
+			"content": marker.encode() * 100,
+			"is_private": 1,
+			"attached_to_doctype": "User",
+			"attached_to_name": agent.name,
+		}
+	).insert(ignore_permissions=True)
+	assert shared.file_url == attachment.file_url, (shared.file_url, attachment.file_url)
+	return {
+		"marker": marker,
+		"tickets": [one.ticket, two.ticket],
+		"communications": {c.name: c.reference_name for c in comms},
+		"files": [f.name for f in files],
+		"paths": {f.name: frappe.get_doc("File", f.name).get_full_path() for f in files},
+		"failure_file": frappe.db.get_value("File", {"attached_to_name": failure}, "name"),
+		"shared_file": shared.name,
+		"job_types": job_types,
+	}
+
+
+def letter(sender: str, subject: str, message_id: str, reply_to: str = "", attachment: bytes = b"") -> bytes:
+	msg = EmailMessage()
+	msg["From"], msg["To"], msg["Subject"] = sender, "support@shop.example", subject
+	msg["Message-ID"] = f"<{message_id}>"
+	if reply_to:
+		msg["In-Reply-To"] = msg["References"] = f"<{reply_to}>"
+	msg.set_content("Hello, I need help.")
+	if attachment:
+		msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename="log.bin")
+	return msg.as_bytes()
+
+
+def inspect_site(
+	marker: str, communications: dict, files: list, shared_file: str, job_types: list, **_
+) -> dict:
+	"""What is left on the site, as facts the test compares."""
+	from usedesk_email.uninstall import app_doctypes, doctype_link_fields
+
+	doctypes = tuple(app_doctypes())
+	tables = set(frappe.db.get_tables(cached=False))
+	references = {}
+	for parent, field, _names, single in doctype_link_fields():
+		if parent in doctypes:
+			continue
+		if single:
+			count = frappe.db.count("Singles", {"doctype": parent, "field": field, "value": ("in", doctypes)})
+		else:
+			count = frappe.db.count(parent, {field: ("in", doctypes)})
+		if count:
+			references[f"{parent}.{field}"] = count
+	comms = frappe.get_all(
+		"Communication",
+		filters={"name": ("in", list(communications))},
+		fields=["name", "reference_doctype", "reference_name", "status", "subject"],
+	)
+	saved = False
+	if comms:
+		doc = frappe.get_doc("Communication", comms[0].name)
+		doc.save(ignore_permissions=True)
+		kept_file = frappe.get_all("File", filters={"name": ("in", files)}, pluck="name", limit=1)
+		if kept_file:
+			frappe.get_doc("File", kept_file[0]).save(ignore_permissions=True)
+		saved = True
+		frappe.db.rollback()
+	kept_files = frappe.get_all(
+		"File", filters={"name": ("in", files)}, fields=["name", "attached_to_doctype", "file_url"]
+	)
+	shared = frappe.get_doc("File", shared_file)
+	return {
+		"tables": sorted(d for d in doctypes if f"tab{d}" in tables),
+		"jobs": sorted(
+			frappe.get_all(
+				"Scheduled Job Type", filters={"method": ("like", "usedesk_email.%")}, pluck="method"
+			)
+		),
+		"job_logs": frappe.db.count("Scheduled Job Log", {"scheduled_job_type": ("in", job_types)}),
+		"index": bool(frappe.db.has_index("tabFile", "usedesk_content_hash")),
+		"sequence": bool(
+			frappe.db.sql(
+				"SELECT 1 FROM information_schema.tables WHERE table_schema=DATABASE() "
+				"AND table_name='ticket_id_seq'"
+			)
+		),
+		"roles": sorted(frappe.get_all("Role", filters={"name": ("in", ROLES)}, pluck="name")),
+		"role_assignments": frappe.db.count("Has Role", {"role": ("in", ROLES)}),
+		"passwords": frappe.db.sql("SELECT COUNT(*) FROM `__Auth` WHERE doctype IN %s", (doctypes,))[0][0],
+		"singles": frappe.db.count("Singles", {"doctype": ("in", doctypes)}),
+		"user_settings": frappe.db.sql(
+			"SELECT COUNT(*) FROM `__UserSettings` WHERE doctype IN %s", (doctypes,)
+		)[0][0],
+		"references": references,
+		"communications": {c.name: c for c in comms},
+		"listed": len(frappe.get_list("Communication", filters={"subject": ("like", f"%{marker}%")})),
+		"contact_links": frappe.db.count(
+			"Communication Link", {"parent": ("in", list(communications) or ["-"]), "link_doctype": "Contact"}
+		),
+		"saved": saved,
+		"files": {
+			f.name: {
+				"attached_to_doctype": f.attached_to_doctype,
+				"on_disk": os.path.exists(frappe.get_doc("File", f.name).get_full_path()),
+			}
+			for f in kept_files
+		},
+		"shared_file_on_disk": os.path.exists(shared.get_full_path()),
+		"tickets": frappe.db.count("Ticket") if "tabTicket" in tables else None,
+		"failures": frappe.db.count("Email Channel Failure")
+		if "tabEmail Channel Failure" in tables
+		else None,
+		"channels": frappe.db.count("Email Channel", {"name": ("like", f"%{marker}")})
+		if "tabEmail Channel" in tables
+		else None,
+	}
