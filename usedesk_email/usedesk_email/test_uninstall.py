@@ -332,13 +332,14 @@ def inspect_site(
 		if parent in doctypes:
 			continue
 		if single:
-			named = frappe.get_all(
-				"Singles",
-				filters={"doctype": parent, "field": field, "value": ("in", doctypes)},
-				pluck="value",
+			named = frappe.db.sql_list(
+				"SELECT value FROM `tabSingles` WHERE doctype=%s AND field=%s AND value IN %s",
+				(parent, field, doctypes),
 			)
 		else:
-			named = frappe.get_all(parent, filters={field: ("in", doctypes)}, pluck=field)
+			named = frappe.db.sql_list(
+				f"SELECT `{field}` FROM `tab{parent}` WHERE `{field}` IN %s", (doctypes,)
+			)
 		if named:
 			references[f"{parent}.{field}"] = sorted(set(named))
 	comms = frappe.get_all(
