@@ -186,8 +186,12 @@ def delete_rows(doctype: str, names: list[str]) -> None:
 def remove_own_rows(doctypes: list[str]) -> None:
 	"""What the app's DocTypes left outside their tables: passwords (the channels' IMAP and
 	SMTP passwords and inbound secrets: secrets must not outlive the app), the settings single,
-	per-user list settings and permissions added in Customize Form."""
+	per-user list settings, permissions added in Customize Form, copies of deleted tickets
+	(Deleted Document keeps the whole document: client addresses and all), and the patch log,
+	so a later install runs the app's patches as a new install would."""
 	doctypes = tuple(doctypes)
+	frappe.db.sql("DELETE FROM `tabDeleted Document` WHERE deleted_doctype IN %s", (doctypes,))
+	frappe.db.sql("DELETE FROM `tabPatch Log` WHERE patch LIKE %s", (f"{APP}.%",))
 	frappe.db.sql("DELETE FROM `__Auth` WHERE doctype IN %s", (doctypes,))
 	frappe.db.sql("DELETE FROM `tabSingles` WHERE doctype IN %s", (doctypes,))
 	frappe.db.sql("DELETE FROM `__UserSettings` WHERE doctype IN %s", (doctypes,))

@@ -108,6 +108,9 @@ class TestUninstall(FrappeTestCase):
 		self.assertEqual(facts["jobs"], sorted(JOBS), "a dry run changes nothing")
 		self.assertTrue(facts["index"])
 		self.assertGreaterEqual(facts["job_logs"], 1)
+		self.assertGreaterEqual(facts["deleted_documents"], 1)
+		self.assertGreaterEqual(facts["patch_log"], 1)
+		self.assertGreaterEqual(facts["passwords"], 3)
 		for seen in ("Communication.reference_doctype", "Comment.reference_doctype", "ToDo.reference_type"):
 			self.assertIn(seen, facts["references"], "the scan sees what names the app's DocTypes")
 
@@ -124,6 +127,8 @@ class TestUninstall(FrappeTestCase):
 		self.assertEqual(facts["role_assignments"], 0)
 		self.assertEqual(facts["passwords"], 0, "channel passwords and inbound secrets are deleted")
 		self.assertEqual(facts["singles"], 0)
+		self.assertEqual(facts["deleted_documents"], 0, "no copies of deleted tickets")
+		self.assertEqual(facts["patch_log"], 0)
 		self.assertEqual(facts["user_settings"], 0)
 		self.assertEqual(facts["references"], {}, "no row anywhere names a DocType that is gone")
 
@@ -379,6 +384,8 @@ def inspect_site(
 		"role_assignments": frappe.db.count("Has Role", {"role": ("in", ROLES)}),
 		"passwords": frappe.db.sql("SELECT COUNT(*) FROM `__Auth` WHERE doctype IN %s", (doctypes,))[0][0],
 		"singles": frappe.db.count("Singles", {"doctype": ("in", doctypes)}),
+		"deleted_documents": frappe.db.count("Deleted Document", {"deleted_doctype": ("in", doctypes)}),
+		"patch_log": frappe.db.count("Patch Log", {"patch": ("like", "usedesk\\_email.%")}),
 		"user_settings": frappe.db.sql(
 			"SELECT COUNT(*) FROM `__UserSettings` WHERE doctype IN %s", (doctypes,)
 		)[0][0],
