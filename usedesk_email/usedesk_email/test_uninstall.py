@@ -191,7 +191,27 @@ class TestUninstall(FrappeTestCase):
 		self.assertTrue(self.installed())
 
 
-# Run inside the scratch site by `bench execute` (which commits afterwards).
+class TestRoleInUse(FrappeTestCase):
+	"""Uninstall keeps a role that something besides user assignments still names."""
+
+	def test_a_role_only_assigned_to_users_is_unused_until_a_permission_names_it(self):
+		from usedesk_email.uninstall import role_in_use
+		from usedesk_email.usedesk_email.test_support import desk_user
+
+		role = f"Uninstall Probe {frappe.generate_hash(length=6)}"
+		frappe.get_doc({"doctype": "Role", "role_name": role, "desk_access": 1}).insert(
+			ignore_permissions=True
+		)
+		desk_user(f"probe-{frappe.generate_hash(length=6)}@usedesk.test", role)
+		self.assertFalse(role_in_use(role))
+		frappe.get_doc(
+			{"doctype": "Custom DocPerm", "parent": "Note", "role": role, "read": 1, "permlevel": 0}
+		).insert(ignore_permissions=True)
+		self.assertTrue(role_in_use(role))
+		self.assertTrue(role_in_use("Support Agent"), "the app's own DocTypes name it while installed")
+
+
+# Run inside the scratch site through a direct connection (see TestUninstall.execute).
 
 
 def fill_site(marker: str) -> dict:
