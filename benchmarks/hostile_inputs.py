@@ -26,11 +26,15 @@ HEAD = (
 
 
 def html_mail(html: str, mid: str) -> bytes:
-	return (HEAD.format(subject="html", mid=mid) + "Content-Type: text/html; charset=utf-8\r\n\r\n" + html).encode()
+	return (
+		HEAD.format(subject="html", mid=mid) + "Content-Type: text/html; charset=utf-8\r\n\r\n" + html
+	).encode()
 
 
 def text_mail(text: str, mid: str) -> bytes:
-	return (HEAD.format(subject="text", mid=mid) + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text).encode()
+	return (
+		HEAD.format(subject="text", mid=mid) + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text
+	).encode()
 
 
 def repeat(unit: str, size: int) -> str:
@@ -49,7 +53,12 @@ def nested_mime(size: int) -> bytes:
 
 def many_parts(size: int) -> bytes:
 	part = "--b\r\nContent-Type: text/plain\r\n\r\nx\r\n"
-	return (HEAD.format(subject="parts", mid="parts") + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + repeat(part, size) + "--b--\r\n").encode()
+	return (
+		HEAD.format(subject="parts", mid="parts")
+		+ 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+		+ repeat(part, size)
+		+ "--b--\r\n"
+	).encode()
 
 
 def many_headers(size: int) -> bytes:
@@ -58,7 +67,9 @@ def many_headers(size: int) -> bytes:
 
 def many_addresses(size: int) -> bytes:
 	to = ", ".join(f"person{i}@many.example" for i in range(size // 24))
-	return (HEAD.format(subject="many", mid="many").replace("To: help@example.com", f"To: {to}") + "\r\nhi").encode()
+	return (
+		HEAD.format(subject="many", mid="many").replace("To: help@example.com", f"To: {to}") + "\r\nhi"
+	).encode()
 
 
 def encoded_words(size: int) -> bytes:
@@ -73,14 +84,18 @@ def ordinary(size: int) -> bytes:
 
 CASES = {
 	"ordinary html": ordinary,
-	"ordinary text": lambda n: text_mail(repeat("Hello, my order has not arrived. Please check.\n", n), "text"),
+	"ordinary text": lambda n: text_mail(
+		repeat("Hello, my order has not arrived. Please check.\n", n), "text"
+	),
 	"nested blockquote": lambda n: html_mail(repeat("<blockquote>x\n", n), "bq"),
 	"nested lists": lambda n: html_mail(repeat("<ul><li>x", n), "li"),
 	"nested divs closed": lambda n: html_mail(repeat("<div>", n // 2) + repeat("</div>", n // 2), "div"),
 	"unclosed + stray ends": lambda n: html_mail(repeat("<b>", n // 2) + repeat("</i>", n // 2), "stray"),
 	"unterminated tags": lambda n: html_mail(repeat("<a href='x ", n), "unterm"),
 	"unclosed comments": lambda n: html_mail(repeat("<!--", n), "comment"),
-	"quote attributions": lambda n: text_mail(repeat("On Mon, 1 Jan 2024 at 10:00, A <a@b.example> wrote:\n> x\n", n), "attr"),
+	"quote attributions": lambda n: text_mail(
+		repeat("On Mon, 1 Jan 2024 at 10:00, A <a@b.example> wrote:\n> x\n", n), "attr"
+	),
 	"nested mime": nested_mime,
 	"many mime parts": many_parts,
 	"many headers": many_headers,
@@ -121,7 +136,9 @@ def main() -> None:
 			started = time.perf_counter()
 			out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
 			if out.returncode:
-				print(f"{name:24} {size:6.1f} failed after {time.perf_counter() - started:.1f}s: {out.stderr[-300:]}")
+				print(
+					f"{name:24} {size:6.1f} failed after {time.perf_counter() - started:.1f}s: {out.stderr[-300:]}"
+				)
 				continue
 			r = json.loads(out.stdout)
 			mb = r["bytes"] / 1048576

@@ -6,7 +6,8 @@
 Uninstalling the app from the site the tests run on would drop the tables under them, so
 the commands run on a scratch site (`USEDESK_UNINSTALL_SITE`, default `uninstall.<this
 site>`), created with the bench's database admin login (`root_login` / `root_password` in
-common_site_config.json) on first use and kept for later runs. `fill_site` and
+common_site_config.json, or `USEDESK_DB_ROOT_USER` / `USEDESK_DB_ROOT_PASSWORD`) on first
+use and kept for later runs. `fill_site` and
 `inspect_site` below run inside that site through `bench execute`.
 """
 
@@ -32,11 +33,13 @@ class TestUninstall(FrappeTestCase):
 		super().setUpClass()
 		cls.site = os.environ.get("USEDESK_UNINSTALL_SITE") or f"uninstall.{frappe.local.site}"
 		if not os.path.isdir(os.path.join(frappe.local.sites_path, cls.site)):
-			login, password = frappe.conf.get("root_login"), frappe.conf.get("root_password")
+			login = os.environ.get("USEDESK_DB_ROOT_USER") or frappe.conf.get("root_login")
+			password = os.environ.get("USEDESK_DB_ROOT_PASSWORD") or frappe.conf.get("root_password")
 			if not (login and password):
 				raise RuntimeError(
-					f"site {cls.site} does not exist and common_site_config.json has no root_login/"
-					"root_password to create it with: create it, or name one in USEDESK_UNINSTALL_SITE"
+					f"site {cls.site} does not exist and there is no database admin login to create it "
+					"with (root_login/root_password in common_site_config.json, or USEDESK_DB_ROOT_USER/"
+					"USEDESK_DB_ROOT_PASSWORD): create it, or name one in USEDESK_UNINSTALL_SITE"
 				)
 			cls.bench(
 				"new-site", cls.site, "--admin-password", frappe.generate_hash(length=16),
@@ -99,7 +102,7 @@ class TestUninstall(FrappeTestCase):
 		return json.loads(result.stdout.strip().splitlines()[-1])
 
 	def test_uninstall_keeps_the_conversations_unlinked_and_removes_the_rest(self):
-		filled = self.execute("fill_site", marker=frappe.generate_hash(length=8))
+		filled = self.execute("fill_site", marker=frappe.generate_hash(length=8), queue_poll=True)
 		self.assertEqual(self.execute("inspect_site", **filled)["jobs"], sorted(JOBS))
 
 		dry = self.bench("uninstall-app", APP, "--dry-run")
@@ -108,6 +111,7 @@ class TestUninstall(FrappeTestCase):
 		self.assertEqual(facts["jobs"], sorted(JOBS), "a dry run changes nothing")
 		self.assertTrue(facts["index"])
 		self.assertGreaterEqual(facts["job_logs"], 1)
+		waiting = facts["queued"] == "queued"  # unless a worker serves this bench's queues
 		self.assertGreaterEqual(facts["deleted_documents"], 1)
 		self.assertGreaterEqual(facts["patch_log"], 1)
 		self.assertGreaterEqual(facts["passwords"], 3)
@@ -121,6 +125,10 @@ class TestUninstall(FrappeTestCase):
 		self.assertEqual(facts["tables"], [], "Frappe drops the app's tables")
 		self.assertEqual(facts["jobs"], [])
 		self.assertEqual(facts["job_logs"], 0)
+		if waiting:
+			self.assertEqual(
+				facts["queued"], "canceled", "a poll already queued would fail on the dropped tables"
+			)
 		self.assertFalse(facts["index"], "the index on tabFile is dropped")
 		self.assertFalse(facts["sequence"], "the ticket number sequence is dropped")
 		self.assertEqual(facts["roles"], [])
@@ -214,7 +222,7 @@ class TestRoleInUse(FrappeTestCase):
 # Run inside the scratch site through a direct connection (see TestUninstall.execute).
 
 
-def fill_site(marker: str) -> dict:
+def fill_site(marker: str, queue_poll: bool = False) -> dict:
 	"""Channels and tickets with messages, attachments, a failure, and the records Frappe and
 	an admin add around them (comments, assignments, shares, versions, customisations)."""
 	from frappe.custom.doctype.custom_field.custom_field import create_custom_field
@@ -322,6 +330,10 @@ def fill_site(marker: str) -> dict:
 		"shared_file": shared.name,
 		"shared_with": attachment.name,
 		"job_types": job_types,
+		# A poll waiting in the queue (no worker runs here) when the app goes.
+		"queued": frappe.enqueue(JOBS[0], queue="long", job_id=f"uninstall-{marker}").id
+		if queue_poll
+		else "",
 	}
 
 
@@ -345,9 +357,12 @@ def letter(
 
 
 def inspect_site(
-	marker: str, communications: dict, files: list, shared_file: str, job_types: list, **_
+	marker: str, communications: dict, files: list, shared_file: str, job_types: list, queued: str, **_
 ) -> dict:
 	"""What is left on the site, as facts the test compares."""
+	from frappe.utils.background_jobs import get_redis_conn
+	from rq.job import Job
+
 	from usedesk_email.uninstall import app_doctypes, doctype_link_fields
 
 	doctypes = tuple(app_doctypes())
@@ -393,6 +408,7 @@ def inspect_site(
 			)
 		),
 		"job_logs": frappe.db.count("Scheduled Job Log", {"scheduled_job_type": ("in", job_types)}),
+		"queued": Job.fetch(queued, connection=get_redis_conn()).get_status() if queued else None,
 		"index": bool(frappe.db.has_index("tabFile", "usedesk_content_hash")),
 		"sequence": bool(
 			frappe.db.sql(
