@@ -75,10 +75,12 @@ def after_uninstall() -> None:
 	cancel_queued_jobs()
 	drop_schema_objects()
 	frappe.clear_cache()
+	in_use = [role for role in ROLES if frappe.db.exists("Role", role)]
 	click.echo(
 		f"usedesk_email: kept {kept['communications']} ticket messages and {kept['files']} files, unlinked; "
 		f"deleted {deleted} rows that named its DocTypes, its passwords, settings and scheduled jobs, "
-		f"the index {FILE_HASH_INDEX} on tabFile and the roles: {', '.join(roles) or 'none (still in use)'}"
+		f"the index {FILE_HASH_INDEX} on tabFile, roles: {', '.join(roles) or 'none'}"
+		+ (f"; kept roles still in use: {', '.join(in_use)}" if in_use else "")
 	)
 
 
