@@ -212,7 +212,7 @@ class TestRoleInUse(FrappeTestCase):
 		frappe.get_doc({"doctype": "Role", "role_name": role, "desk_access": 1}).insert(
 			ignore_permissions=True
 		)
-		desk_user(f"probe-{frappe.generate_hash(length=6)}@usedesk.test", role)
+		desk_user("uninstall-probe@usedesk.test", role)
 		self.assertFalse(role_in_use(role))
 		frappe.get_doc(
 			{"doctype": "Custom DocPerm", "parent": "Note", "role": role, "read": 1, "permlevel": 0}
@@ -281,8 +281,8 @@ def fill_site(marker: str, queue_poll: bool = False) -> dict:
 	ticket.add_comment("Comment", "An agent's note")
 	ticket.status = "Resolved"
 	ticket.save(ignore_permissions=True)  # a Version
-	agent = desk_user(f"agent-{marker}@usedesk.test", "Support Agent")
-	desk_user(f"manager-{marker}@usedesk.test", "Support Manager")
+	agent = desk_user("uninstall-agent@usedesk.test", "Support Agent")
+	desk_user("uninstall-manager@usedesk.test", "Support Manager")
 	assign({"assign_to": [agent.name], "doctype": "Ticket", "name": ticket.name, "description": "Look"})
 	frappe.share.add("Ticket", ticket.name, agent.name)
 	frappe.log_error("A failed poll", reference_doctype="Ticket", reference_name=ticket.name)
