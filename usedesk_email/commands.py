@@ -148,4 +148,33 @@ def log_reason(what: str) -> None:
 		pass  # logging must not turn a deferral into a crash; the MTA keeps the message
 
 
+@usedesk_email.command("purge")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def purge(context, yes: bool):
+	"""Delete every ticket, its messages and their files (on disk too), e.g. before uninstall-app.
+
+	Without it uninstall-app keeps the messages and files as the customer's history.
+	"""
+	from usedesk_email.uninstall import purge_conversations, ticket_messages_count
+
+	frappe.init(site=get_site(context))
+	frappe.connect()
+	try:
+		counts = ticket_messages_count()
+		question = (
+			f"Delete all tickets with {counts['communications']} messages and {counts['files']} files "
+			f"on {frappe.local.site}? This cannot be undone"
+		)
+		if not yes and not click.confirm(question):
+			click.echo("Nothing deleted.")
+			sys.exit(1)
+		counts = purge_conversations()
+		click.echo(
+			f"Deleted {counts['tickets']} tickets, {counts['communications']} messages and {counts['files']} files."
+		)
+	finally:
+		frappe.destroy()
+
+
 commands = [usedesk_email]

@@ -23,6 +23,8 @@ after_migrate = [
 	"usedesk_email.install.grant_communication_read",
 	"usedesk_email.postfix.refresh_recipient_table",
 ]
+before_uninstall = "usedesk_email.uninstall.before_uninstall"
+after_uninstall = "usedesk_email.uninstall.after_uninstall"
 
 scheduler_events = {
 	"cron": {
