@@ -10,6 +10,7 @@ import requests
 from frappe.tests.test_api import FrappeAPITestCase
 from frappe.tests.utils import FrappeTestCase
 
+from usedesk_email.testing.browser import chromium
 from usedesk_email.usedesk_email.doctype.ticket.test_permissions import user_with_role
 from usedesk_email.usedesk_email.test_support import desk_user, make_channel, served_site
 
@@ -205,43 +206,20 @@ class TestAgentTicketPage(FrappeTestCase):
 	"""The agent's ticket page in headless Chromium: no permission popup, Forward offered."""
 
 	def test_agent_ticket_page(self):
-		from selenium import webdriver
-		from selenium.webdriver.chrome.service import Service
-
 		_channel, ticket = channel_with_ticket("agent page channel")
 		user = desk_user("page-agent@usedesk.test", "Support Agent")
 		user.new_password = AGENT_PASSWORD
 		user.save(ignore_permissions=True)
 		frappe.db.commit()
-		options = webdriver.ChromeOptions()
-		options.binary_location = "/usr/bin/chromium"
-		for argument in (
-			"--headless",
-			"--no-sandbox",
-			"--disable-gpu",
-			"--disable-quic",
-			"--no-first-run",
-			"--disable-background-networking",
-			"--disable-component-update",
-			"--disable-sync",
-			"--window-size=1400,900",
-			f"--user-data-dir={tempfile.mkdtemp(prefix='usedesk-chromium-')}",
-		):
-			options.add_argument(argument)
 		with served_site() as base:
 			login = requests.post(f"{base}/api/method/login", data={"usr": user.name, "pwd": AGENT_PASSWORD})
 			self.assertEqual(login.status_code, 200, login.text)
-			driver = webdriver.Chrome(
-				service=Service(executable_path="/usr/bin/chromedriver"), options=options
-			)
-			try:
-				driver.get(f"{base}/login")
-				driver.add_cookie({"name": "sid", "value": login.cookies["sid"], "path": "/"})
-				driver.get(f"{base}/app/ticket/{ticket.name}")
-				buttons, dialogs = self.wait_for_form(driver)
-				driver.save_screenshot(f"{tempfile.gettempdir()}/usedesk-agent-ticket.png")
-			finally:
-				driver.quit()
+			driver = chromium(self.addCleanup)
+			driver.get(f"{base}/login")
+			driver.add_cookie({"name": "sid", "value": login.cookies["sid"], "path": "/"})
+			driver.get(f"{base}/app/ticket/{ticket.name}")
+			buttons, dialogs = self.wait_for_form(driver)
+			driver.save_screenshot(f"{tempfile.gettempdir()}/usedesk-agent-ticket.png")
 		self.assertIn("Forward message", buttons)
 		self.assertIn("Reply", buttons)
 		self.assertNotIn("Letters", buttons, "the letters are for managers")

@@ -26,24 +26,10 @@ from PIL import Image
 
 from usedesk_email.api import ticket_context
 from usedesk_email.ingest_batch import ingest_raw
+from usedesk_email.testing.browser import CHROMEDRIVER, CHROMIUM, chromium
 from usedesk_email.testing.ports import HOST
 from usedesk_email.usedesk_email.test_support import desk_user, make_channel, served_site
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# Without the networking flags Chromium keeps calling hosts this machine cannot reach.
-CHROMIUM_FLAGS = (
-	"--headless",
-	"--no-sandbox",
-	"--disable-gpu",
-	"--disable-quic",
-	"--no-first-run",
-	"--disable-background-networking",
-	"--disable-component-update",
-	"--disable-sync",
-	"--disable-dev-shm-usage",
-	"--window-size=1400,1000",
-)
 AGENT = "browser-agent@usedesk.test"
 PASSWORD = "Browser-Agent-5519!"
 WAIT = 30  # seconds for the desk to render anything
@@ -312,17 +298,7 @@ class TestDeskBrowser(FrappeTestCase):
 	# --- the browser
 
 	def start_browser(self):
-		from selenium import webdriver
-		from selenium.webdriver.chrome.service import Service
-
-		profile = tempfile.mkdtemp(prefix="usedesk-chromium-")
-		self.addCleanup(shutil.rmtree, profile, ignore_errors=True)
-		options = webdriver.ChromeOptions()
-		options.binary_location = CHROMIUM
-		for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-			options.add_argument(flag)
-		driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-		self.addCleanup(driver.quit)
+		driver = chromium(self.addCleanup)
 		driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": HOOKS})
 		return driver
 
