@@ -7,6 +7,7 @@ transaction; one found still Sending later (the worker died mid-send) may have b
 delivered, so it becomes Uncertain and waits for a person instead of being resent.
 """
 
+import html
 import mimetypes
 from datetime import timezone
 from zoneinfo import ZoneInfo
@@ -34,6 +35,7 @@ TO_SEND = ("Queued", "Temporary failure")
 PROBLEMS = ("Failed", "Uncertain")  # a person decides whether to send again
 SHOWN = (*PROBLEMS, "Temporary failure", "Refused")  # on the ticket, while it lasts
 DELIVERED = ("Sent", "Handed to Email Queue")  # the reply is out: the ticket is Replied
+INLINE_IMAGES_MAX_BYTES = 5 * 1024 * 1024  # the quoted history's images, all together
 
 
 def queue_sending(doc, method=None) -> None:
@@ -187,6 +189,7 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		own_addresses=sorted(own_addresses(channel) - {channel.bcc_email}),
 		attachments=attachments_of(comm.name),
 		history=quoted(earlier),
+		inline_images=inline_images(earlier),
 		in_reply_to=thread[-1] if thread else "",
 		references=thread,
 		subject_prefix="Fwd:" if forward else ("Re:" if answers_client(earlier) else ""),
@@ -271,20 +274,47 @@ def quoted(messages: list) -> list[QuotedMessage]:
 	]
 
 
+def inline_images(messages: list) -> dict[str, OutgoingAttachment]:
+	"""The files the quoted messages show as images, by URL, to travel as parts of the letter.
+
+	Only files attached to those very messages (ingestion turned their ``cid:`` images into
+	File URLs): a URL in mail content never reaches any other file of the site. Up to
+	`INLINE_IMAGES_MAX_BYTES` in all; an image left out is dropped from the quote.
+	"""
+	content = {m.name: m.content or "" for m in messages}
+	files = files_of(list(content), "file_url")
+	result, total = {}, 0
+	for row in files:
+		url = row.file_url or ""
+		if not url.startswith(("/private/files/", "/files/")) or not (
+			url in content[row.attached_to_name] or html.escape(url) in content[row.attached_to_name]
+		):
+			continue
+		if total + (row.file_size or 0) > INLINE_IMAGES_MAX_BYTES:
+			continue
+		total += row.file_size or 0
+		result[url] = outgoing_attachment(row)
+	return result
+
+
 def attachments_of(communication: str) -> list[OutgoingAttachment]:
-	files = frappe.get_all(
+	return [outgoing_attachment(row) for row in files_of([communication])]
+
+
+def files_of(communications: list[str], *fields: str) -> list:
+	return frappe.get_all(
 		"File",
-		filters={"attached_to_doctype": "Communication", "attached_to_name": communication},
-		fields=["name", "file_name"],
+		filters={"attached_to_doctype": "Communication", "attached_to_name": ("in", communications or ["-"])},
+		fields=["name", "file_name", "file_size", "attached_to_name", *fields],
 		order_by="creation asc",
 	)
-	result = []
-	for row in files:
-		content = frappe.get_doc("File", row.name).get_content()
-		payload = content.encode() if isinstance(content, str) else content
-		content_type = mimetypes.guess_type(row.file_name or "")[0] or "application/octet-stream"
-		result.append(OutgoingAttachment(row.file_name or "attachment", content_type, payload))
-	return result
+
+
+def outgoing_attachment(row) -> OutgoingAttachment:
+	content = frappe.get_doc("File", row.name).get_content()
+	payload = content.encode() if isinstance(content, str) else content
+	content_type = mimetypes.guess_type(row.file_name or "")[0] or "application/octet-stream"
+	return OutgoingAttachment(row.file_name or "attachment", content_type, payload)
 
 
 def send_over_smtp(channel, rows) -> None:
