@@ -19,7 +19,7 @@ from usedesk_email.mail.compose import (
 	ReplyDraft,
 	compose_reply,
 )
-from usedesk_email.mail.errors import ComposeError
+from usedesk_email.mail.errors import ComposeError, megabytes
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.quote_build import CLIPPED_NOTE, QUOTE_MAX_BYTES, QUOTE_MAX_MESSAGES
 from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, send
@@ -383,13 +383,17 @@ def test_attachments_are_attached_intact():
 def test_attachments_over_the_limit_are_refused():
 	items = [OutgoingAttachment("a.bin", "application/octet-stream", b"x" * 600)] * 2
 	assert len(compose_reply(draft(attachments=items, max_attachment_bytes=1200)).letters) == 4
-	with pytest.raises(ComposeError, match=r"'b\.bin' \(601 bytes\) takes the reply over the limit of 1200"):
+	with pytest.raises(ComposeError, match=r"'b\.bin' \(1 KB\) takes the reply over the limit of 1 KB for"):
 		compose_reply(
 			draft(
 				attachments=[*items[:1], OutgoingAttachment("b.bin", "application/octet-stream", b"x" * 601)],
 				max_attachment_bytes=1200,
 			)
 		)
+
+
+def test_sizes_in_messages_are_in_kb_or_mb():
+	assert [megabytes(n) for n in (10, 5000, 12 * 1024 * 1024 + 400_000)] == ["1 KB", "5 KB", "12.4 MB"]
 
 
 # --- body and signature ---

@@ -66,7 +66,7 @@ from usedesk_email.mail.addresses import (
 	normalize_email,
 	without_surrogates,
 )
-from usedesk_email.mail.errors import ComposeError
+from usedesk_email.mail.errors import ComposeError, megabytes
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.parse import html_to_text
 from usedesk_email.mail.quote_build import QuotedMessage, build_quote
@@ -117,6 +117,7 @@ class ReplyDraft:
 	auto_submitted: bool = False
 	date: datetime | None = None  # when composed; now when None
 	subject_prefix: str = "Re:"  # "Fwd:" when the letter forwards a conversation
+	notice: str = ""  # plain text under the agent's message, e.g. what a forward left out
 	language: str = "en"  # of the quote's attribution (quote_build.LANGUAGES)
 	zone: str = "UTC"  # the time zone the attribution's time is written in
 
@@ -273,6 +274,9 @@ def _bodies(draft: ReplyDraft, cids: dict[str, str]) -> tuple[str, str, bool]:
 	if signature and _ends_with(agent_text, agent_html, signature_text, signature):
 		signature = signature_text = ""
 	texts, htmls = [agent_text], [f'<div class="usedesk-reply">{agent_html}</div>']
+	if draft.notice.strip():
+		texts.append(draft.notice.strip())
+		htmls.append(f'<p class="usedesk-notice"><i>{text_to_html(draft.notice.strip())}</i></p>')
 	if signature:
 		texts.append(signature_text)
 		htmls.append(f'<div class="usedesk-signature">{signature}</div>')
@@ -307,8 +311,8 @@ def _attachments(
 		total += len(item.payload)
 		if total > limit:
 			raise ComposeError(
-				f"attachment {name!r} ({len(item.payload)} bytes) takes the reply over the limit "
-				f"of {limit} bytes for all attachments"
+				f"attachment {name!r} ({megabytes(len(item.payload))}) takes the reply over the limit "
+				f"of {megabytes(limit)} for all attachments"
 			)
 		maintype, subtype = _mime_type(item.content_type)
 		result.append((OutgoingAttachment(name, f"{maintype}/{subtype}", item.payload), maintype, subtype))

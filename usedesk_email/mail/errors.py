@@ -37,6 +37,14 @@ class ComposeError(MailError):
 	"""An outgoing letter cannot be built from what was given (bad address, too large)."""
 
 
+def megabytes(size: int) -> str:
+	"""A size as people read it ("12.4 MB", "5 KB" when small), for messages; raw byte counts
+	say little."""
+	if size < 100 * 1024:
+		return f"{max(1, round(size / 1024))} KB"
+	return f"{size / (1024 * 1024):.1f} MB"
+
+
 def redact(text: str, *secrets: str | None) -> str:
 	"""Remove every secret from a text that may reach a log or a form."""
 	for secret in secrets:

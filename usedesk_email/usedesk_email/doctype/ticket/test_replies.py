@@ -7,6 +7,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from unittest.mock import patch
 
 import frappe
 import requests
@@ -436,6 +437,26 @@ class TestReplies(ReplyFixture):
 		self.assertFalse([t for t in texts if "/files/" in t])
 		self.assertNotIn(b"/private/files/", delivery.data)
 		self.assertNotIn(b"not for clients", delivery.data)
+
+	def test_a_forward_attaches_the_originals_files_within_its_limit_and_names_the_rest(self):
+		raw = html_mail(
+			"Invoice question",
+			"<p>The invoice and the scan are attached.</p>",
+			attachments=[("invoice.pdf", b"%PDF-1.4 small invoice"), ("scan.zip", b"x" * 5000)],
+		)
+		ticket = str(ingest_raw(self.channel, raw, "test").ticket)
+		frappe.set_user(self.plain_agent)
+		result = forward_ticket(ticket, "partner@example.net", "Please check the invoice.")
+		frappe.set_user("Administrator")
+		frappe.db.commit()
+		with patch("usedesk_email.outgoing.FORWARD_MAX_BYTES", 1000):
+			send_communication(result["communication"])
+		letter = self.letters()["partner@example.net"]
+		files = {p.get_filename(): p.get_content() for p in letter.iter_attachments()}
+		self.assertEqual(files, {"invoice.pdf": b"%PDF-1.4 small invoice"})
+		text = letter.get_body(("plain",)).get_content()
+		self.assertIn("Not attached, over the limit of 1 KB for a forward: scan.zip (5 KB)", text)
+		self.assertIn("scan.zip", letter.get_body(("html",)).get_content())
 
 	def test_bad_forwards(self):
 		for address in ("not-an-address", "a@example.org, b@example.org", "help@shop.example", ""):
