@@ -19,7 +19,7 @@ from usedesk_email.mail.compose import (
 	ReplyDraft,
 	compose_reply,
 )
-from usedesk_email.mail.errors import ComposeError
+from usedesk_email.mail.errors import ComposeError, megabytes
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.quote_build import CLIPPED_NOTE, QUOTE_MAX_BYTES, QUOTE_MAX_MESSAGES
 from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, send
@@ -383,13 +383,17 @@ def test_attachments_are_attached_intact():
 def test_attachments_over_the_limit_are_refused():
 	items = [OutgoingAttachment("a.bin", "application/octet-stream", b"x" * 600)] * 2
 	assert len(compose_reply(draft(attachments=items, max_attachment_bytes=1200)).letters) == 4
-	with pytest.raises(ComposeError, match=r"'b\.bin' \(601 bytes\) takes the reply over the limit of 1200"):
+	with pytest.raises(ComposeError, match=r"'b\.bin' \(1 KB\) takes the reply over the limit of 1 KB for"):
 		compose_reply(
 			draft(
 				attachments=[*items[:1], OutgoingAttachment("b.bin", "application/octet-stream", b"x" * 601)],
 				max_attachment_bytes=1200,
 			)
 		)
+
+
+def test_sizes_in_messages_are_in_kb_or_mb():
+	assert [megabytes(n) for n in (10, 5000, 12 * 1024 * 1024 + 400_000)] == ["1 KB", "5 KB", "12.4 MB"]
 
 
 # --- body and signature ---
@@ -499,6 +503,47 @@ def test_huge_newest_message_is_quoted_cut():
 	text, body = text_of(parsed(reply)[0]), html_of(parsed(reply)[0])
 	assert reply.quote_clipped and "[...]" in text and CLIPPED_NOTE in body
 	assert QUOTE_MAX_BYTES // 2 <= text.count("z") < QUOTE_MAX_BYTES
+
+
+def test_site_images_in_the_quote_travel_as_related_parts_remote_ones_keep_their_url():
+	png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+	quoted = QuotedMessage(
+		CLIENT,
+		JUNE_3,
+		html='<p>Photo:</p><img src="/private/files/kettle.png"><img src="/files/other.png">'
+		'<img data-remote-src="https://cdn.example.com/logo.png"><img src="/api/method/logout">',
+	)
+	reply = compose_reply(
+		draft(
+			display_quote=True,
+			history=[quoted],
+			inline_images={"/private/files/kettle.png": OutgoingAttachment("kettle.png", "image/png", png)},
+			attachments=[OutgoingAttachment("invoice.pdf", "application/pdf", b"%PDF-1.4")],
+		)
+	)
+	letter = parsed(reply)[0]
+	related = next(part for part in letter.walk() if part.get_content_type() == "multipart/related")
+	html_part, image = related.get_payload()
+	body = html_part.get_content()
+	assert image.get_content_type() == "image/png" and image.get_content() == png
+	assert image.get_content_disposition() == "inline"
+	assert f'src="cid:{image["Content-ID"].strip("<>")}"' in body
+	assert 'src="https://cdn.example.com/logo.png"' in body
+	assert "/files/" not in body and "logout" not in body
+	assert letter.get_content_type() == "multipart/mixed"
+	assert [p.get_filename() for p in letter.iter_attachments()] == ["invoice.pdf"]
+
+
+def test_inline_images_a_clipped_quote_left_out_are_not_sent():
+	image = OutgoingAttachment("old.png", "image/png", b"old")
+	old = QuotedMessage(CLIENT, JUNE_3 - timedelta(days=30), html='<img src="/private/files/old.png">')
+	recent = [
+		QuotedMessage(CLIENT, JUNE_3 - timedelta(hours=n), text=f"m{n}") for n in range(QUOTE_MAX_MESSAGES)
+	]
+	reply = compose_reply(
+		draft(display_quote=True, history=[old, *recent], inline_images={"/private/files/old.png": image})
+	)
+	assert all(p.get_content_type() != "multipart/related" for p in parsed(reply)[0].walk())
 
 
 # --- through a real SMTP server ---

@@ -441,7 +441,7 @@ def test_self_signed_ca_is_refused_unless_given(mailbox, security):
 	server = mailbox.server
 	target = server.ssl_port if security == "ssl" else server.plain_port
 	with TcpProxy(server.host, target) as proxy:
-		with pytest.raises(TLSError, match="not trusted") as caught:
+		with pytest.raises(TLSError, match=r"not trusted .*Trusted CA Certificate \(PEM\)") as caught:
 			check_connection(settings_for(mailbox, security, port=proxy.port, ca_file=None))
 		assert mailbox.password.encode() not in proxy.client_data
 	assert f"127.0.0.1:{proxy.port}" in str(caught.value)
@@ -468,9 +468,10 @@ def test_plain_login_works_without_encryption(mailbox):
 	assert check_connection(settings_for(mailbox, "none")).unseen == 1
 
 
-def test_ssl_against_a_plain_listener_is_a_tls_error(mailbox):
-	with pytest.raises(TLSError):
-		check_connection(settings_for(mailbox, "ssl", port=mailbox.server.plain_port))
+def test_ssl_against_a_plain_listener_says_to_choose_starttls(mailbox):
+	port = mailbox.server.plain_port
+	with pytest.raises(TLSError, match=f"expects STARTTLS on port {port}, not SSL: choose STARTTLS"):
+		check_connection(settings_for(mailbox, "ssl", port=port))
 
 
 @pytest.mark.parametrize("security", ["none", "ssl", "starttls"])

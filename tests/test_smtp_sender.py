@@ -15,6 +15,7 @@ from usedesk_email.mail.errors import (
 	MailConnectionError,
 	MailTimeoutError,
 	TLSError,
+	ssl_port_hint,
 )
 from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, check_connection, send
 from usedesk_email.testing.certificates import make_certificates
@@ -170,8 +171,8 @@ def test_starttls_not_offered_fails_closed(certs):
 		assert plain.deliveries == []
 
 
-def test_certificate_of_an_unknown_ca_is_refused(server, certs):
-	with pytest.raises(TLSError, match="not trusted") as caught:
+def test_certificate_of_an_unknown_ca_is_refused_naming_the_field_for_a_private_ca(server, certs):
+	with pytest.raises(TLSError, match=r"not trusted .*into Trusted CA Certificate \(PEM\)") as caught:
 		send(settings_for(server, certs, ca_file=None), letters("client@example.com"))
 	assert PASSWORD not in str(caught.value)
 	assert server.deliveries == []
@@ -180,9 +181,23 @@ def test_certificate_of_an_unknown_ca_is_refused(server, certs):
 def test_certificate_for_another_host_is_refused(tmp_path):
 	other = make_certificates(tmp_path, hosts=("mail.other.invalid",))
 	with SmtpTestServer(certificates=other, users={"agent": PASSWORD}) as smtp:
-		with pytest.raises(TLSError, match="not trusted"):
+		with pytest.raises(TLSError, match="certificate is for another host name"):
 			send(settings_for(smtp, other), letters("client@example.com"))
 		assert smtp.deliveries == []
+
+
+def test_ssl_on_a_starttls_port_says_to_choose_starttls(server, certs):
+	with pytest.raises(TLSError, match=f"expects STARTTLS on port {server.port}, not SSL"):
+		send(settings_for(server, certs, security="ssl"), letters("client@example.com"))
+	assert server.deliveries == []
+
+
+def test_a_silent_ssl_port_suggests_ssl():
+	assert (
+		ssl_port_hint("SMTP", "starttls", 465) == "; port 465 usually expects SSL from the start: choose SSL"
+	)
+	assert ssl_port_hint("IMAP", "none", 993).startswith("; port 993")
+	assert ssl_port_hint("SMTP", "ssl", 465) == ssl_port_hint("SMTP", "starttls", 587) == ""
 
 
 def test_implicit_tls(certs):

@@ -2,10 +2,12 @@
 
 import frappe
 from frappe import _
+from frappe.email.doctype.email_account.email_account import EmailAccount
 
 from usedesk_email.channel_config import ca_file, imap_settings, smtp_settings
 from usedesk_email.mail import imap_session, smtp_sender
 from usedesk_email.mail.errors import MailError, redact
+from usedesk_email.replies import outgoing_problem
 
 
 def check_channel(channel) -> dict:
@@ -20,6 +22,8 @@ def check_channel(channel) -> dict:
 			checks.append(
 				run_check(channel, _("Outgoing (SMTP)"), lambda sent: describe_smtp(channel, ca, sent))
 			)
+	if channel.outgoing_type == "Internal":
+		checks.append(check_site_outgoing(channel))
 	if not checks:
 		checks.append(
 			{
@@ -29,6 +33,41 @@ def check_channel(channel) -> dict:
 			}
 		)
 	return {"ok": all(c["ok"] for c in checks), "checks": checks}
+
+
+def check_site_outgoing(channel) -> dict:
+	"""Internal outgoing sends through the site's Email Account: the one a reply would use
+	(`replies.outgoing_problem`) must exist and log in to its SMTP server, or no reply goes out."""
+	label = _("Outgoing (the site's Email Account)")
+	problem = outgoing_problem(channel)
+	if problem:
+		return {"label": label, "ok": False, "message": problem}
+	account = EmailAccount.find_outgoing(match_by_email=channel.from_email, match_by_doctype="Ticket")
+	server = account.get_smtp_server()
+	shown = len(frappe.local.message_log)
+	try:
+		server.session  # connects, secures and logs in as Frappe does when it sends
+	except Exception as error:  # Frappe throws ValidationError or OutgoingEmailError, smtplib its own
+		del frappe.local.message_log[shown:]  # reported in the row, not in a second dialog
+		return {
+			"label": label,
+			"ok": False,
+			"message": _("Email Account {0} could not connect to {1}:{2}: {3}").format(
+				account.name,
+				server.server,
+				server.port,
+				frappe.utils.strip_html(str(error)) or type(error).__name__,
+			),
+		}
+	finally:
+		server.quit()
+	return {
+		"label": label,
+		"ok": True,
+		"message": _("Email Account {0} connected to {1}:{2}.").format(
+			account.name, server.server, server.port
+		),
+	}
 
 
 def run_check(channel, label: str, check) -> dict:

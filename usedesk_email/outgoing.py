@@ -7,6 +7,7 @@ transaction; one found still Sending later (the worker died mid-send) may have b
 delivered, so it becomes Uncertain and waits for a person instead of being resent.
 """
 
+import html
 import mimetypes
 from datetime import timezone
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from frappe.utils import add_to_date, get_system_timezone, now_datetime
 from usedesk_email.channel_config import ca_file, own_addresses, smtp_settings
 from usedesk_email.ingest import AUTOMATIC, LEDGER, dedupe_key, message_key
 from usedesk_email.mail.compose import Letter, OutgoingAttachment, ReplyDraft, compose_reply
-from usedesk_email.mail.errors import MailError
+from usedesk_email.mail.errors import MailError, megabytes
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.quote_build import QuotedMessage
 from usedesk_email.mail.quote_split import expanded
@@ -34,6 +35,8 @@ TO_SEND = ("Queued", "Temporary failure")
 PROBLEMS = ("Failed", "Uncertain")  # a person decides whether to send again
 SHOWN = (*PROBLEMS, "Temporary failure", "Refused")  # on the ticket, while it lasts
 DELIVERED = ("Sent", "Handed to Email Queue")  # the reply is out: the ticket is Replied
+INLINE_IMAGES_MAX_BYTES = 5 * 1024 * 1024  # the quoted history's images, all together
+FORWARD_MAX_BYTES = 10 * 1024 * 1024  # the forwarded messages' attachments, all together
 
 
 def queue_sending(doc, method=None) -> None:
@@ -171,6 +174,8 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 	source = ticket.forwarded_from if forward else str(ticket.name)
 	earlier = by_people(source, earlier_messages(source, comm))
 	thread = [] if forward else [m.message_id for m in earlier if m.message_id]  # oldest first
+	images = inline_images(earlier)
+	forwarded, left_out = forwarded_attachments(earlier, set(images)) if forward else ([], [])
 	return ReplyDraft(
 		subject=from_text(ticket.subject or ""),
 		token=ticket_token(ticket.name),
@@ -185,11 +190,13 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		do_not_quote=not forward and bool(channel.do_not_quote),
 		bcc=channel.bcc_email or "",
 		own_addresses=sorted(own_addresses(channel) - {channel.bcc_email}),
-		attachments=attachments_of(comm.name),
+		attachments=[*attachments_of(comm.name), *forwarded],
 		history=quoted(earlier),
+		inline_images=images,
 		in_reply_to=thread[-1] if thread else "",
 		references=thread,
 		subject_prefix="Fwd:" if forward else ("Re:" if answers_client(earlier) else ""),
+		notice=left_out_notice(left_out),
 		language=quote_language(channel),
 		zone=get_system_timezone(),
 	)
@@ -271,20 +278,72 @@ def quoted(messages: list) -> list[QuotedMessage]:
 	]
 
 
+def inline_images(messages: list) -> dict[str, OutgoingAttachment]:
+	"""The files the quoted messages show as images, by URL, to travel as parts of the letter.
+
+	Only files attached to those very messages (ingestion turned their ``cid:`` images into
+	File URLs): a URL in mail content never reaches any other file of the site. Up to
+	`INLINE_IMAGES_MAX_BYTES` in all; an image left out is dropped from the quote.
+	"""
+	content = {m.name: m.content or "" for m in messages}
+	files = files_of(list(content), "file_url")
+	result, total = {}, 0
+	for row in files:
+		url = row.file_url or ""
+		if not url.startswith(("/private/files/", "/files/")) or not (
+			url in content[row.attached_to_name] or html.escape(url) in content[row.attached_to_name]
+		):
+			continue
+		if total + (row.file_size or 0) > INLINE_IMAGES_MAX_BYTES:
+			continue
+		total += row.file_size or 0
+		result[url] = outgoing_attachment(row)
+	return result
+
+
+def forwarded_attachments(messages: list, inline: set[str]) -> tuple[list[OutgoingAttachment], list]:
+	"""The files of the forwarded messages (not those quoted as images), up to
+	`FORWARD_MAX_BYTES` in all; and the File rows left out."""
+	attached, left_out, total = [], [], 0
+	for row in files_of([m.name for m in messages], "file_url"):
+		if row.file_url in inline:
+			continue
+		if total + (row.file_size or 0) > FORWARD_MAX_BYTES:
+			left_out.append(row)
+			continue
+		total += row.file_size or 0
+		attached.append(outgoing_attachment(row))
+	return attached, left_out
+
+
+def left_out_notice(rows: list) -> str:
+	"""The forward's note about the files it could not carry: the recipient must ask for them."""
+	if not rows:
+		return ""
+	names = ", ".join(f"{row.file_name} ({megabytes(row.file_size or 0)})" for row in rows)
+	return _("Not attached, over the limit of {0} for a forward: {1}").format(
+		megabytes(FORWARD_MAX_BYTES), names
+	)
+
+
 def attachments_of(communication: str) -> list[OutgoingAttachment]:
-	files = frappe.get_all(
+	return [outgoing_attachment(row) for row in files_of([communication])]
+
+
+def files_of(communications: list[str], *fields: str) -> list:
+	return frappe.get_all(
 		"File",
-		filters={"attached_to_doctype": "Communication", "attached_to_name": communication},
-		fields=["name", "file_name"],
+		filters={"attached_to_doctype": "Communication", "attached_to_name": ("in", communications or ["-"])},
+		fields=["name", "file_name", "file_size", "attached_to_name", *fields],
 		order_by="creation asc",
 	)
-	result = []
-	for row in files:
-		content = frappe.get_doc("File", row.name).get_content()
-		payload = content.encode() if isinstance(content, str) else content
-		content_type = mimetypes.guess_type(row.file_name or "")[0] or "application/octet-stream"
-		result.append(OutgoingAttachment(row.file_name or "attachment", content_type, payload))
-	return result
+
+
+def outgoing_attachment(row) -> OutgoingAttachment:
+	content = frappe.get_doc("File", row.name).get_content()
+	payload = content.encode() if isinstance(content, str) else content
+	content_type = mimetypes.guess_type(row.file_name or "")[0] or "application/octet-stream"
+	return OutgoingAttachment(row.file_name or "attachment", content_type, payload)
 
 
 def send_over_smtp(channel, rows) -> None:

@@ -28,7 +28,9 @@ on automatic letters only. Letters are 7-bit clean (quoted-printable or base64 b
 so they need neither 8BITMIME nor SMTPUTF8.
 
 **Body:** ``multipart/alternative`` with text and HTML (``multipart/mixed`` around it
-with attachments). The agent's message, then the signature exactly once (personal wins;
+with attachments). The site's own images in the quoted history (`ReplyDraft.inline_images`)
+travel as ``cid:`` parts of a ``multipart/related`` around the HTML: a site URL would
+not load for the reader (private files need a login) and would show our file paths. The agent's message, then the signature exactly once (personal wins;
 else the channel's common one when switched on; none when the message already ends with
 it), then the quote (see `quote_build`) when "display a quote" is on and "do not quote"
 is off. The agent's and the signatures' HTML are staff content and sent as written; only
@@ -64,7 +66,7 @@ from usedesk_email.mail.addresses import (
 	normalize_email,
 	without_surrogates,
 )
-from usedesk_email.mail.errors import ComposeError
+from usedesk_email.mail.errors import ComposeError, megabytes
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.parse import html_to_text
 from usedesk_email.mail.quote_build import QuotedMessage, build_quote
@@ -108,11 +110,14 @@ class ReplyDraft:
 	attachments: list[OutgoingAttachment] = field(default_factory=list)
 	max_attachment_bytes: int = MAX_ATTACHMENT_BYTES  # all attachments together
 	history: list[QuotedMessage] = field(default_factory=list)  # earlier messages, any order
+	# the site's files the history shows as images, by URL as written in its HTML ("/private/files/a.png")
+	inline_images: dict[str, OutgoingAttachment] = field(default_factory=dict)
 	in_reply_to: str = ""  # the Message-ID answered, without angle brackets
 	references: list[str] = field(default_factory=list)  # the chain, oldest first
 	auto_submitted: bool = False
 	date: datetime | None = None  # when composed; now when None
 	subject_prefix: str = "Re:"  # "Fwd:" when the letter forwards a conversation
+	notice: str = ""  # plain text under the agent's message, e.g. what a forward left out
 	language: str = "en"  # of the quote's attribution (quote_build.LANGUAGES)
 	zone: str = "UTC"  # the time zone the attribution's time is written in
 
@@ -160,8 +165,12 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 	own = {_key(a) for a in [*draft.own_addresses, sender]}
 	recipients, refused = _recipients(draft.recipients, own)
 	domain = idna_domain(draft.message_id_domain, f"Message-ID domain {draft.message_id_domain!r}")
-	text, body_html, clipped = _bodies(draft)
+	cids = {url: make_msgid(domain=domain)[1:-1] for url in draft.inline_images}
+	text, body_html, clipped = _bodies(draft, cids)
 	attachments = _attachments(draft.attachments, draft.max_attachment_bytes)
+	inline = [  # what a clipped quote left out is not sent
+		(cids[url], item) for url, item in draft.inline_images.items() if f'"cid:{cids[url]}"' in body_html
+	]
 	thread = _thread_headers(draft)
 	subject = header_text(
 		reply_subject(header_text(draft.subject), header_text(draft.token), header_text(draft.subject_prefix))
@@ -180,6 +189,14 @@ def compose_reply(draft: ReplyDraft) -> ComposedReply:
 		message = _message({**headers, "To": header_address(to), "Message-ID": [message_id]})
 		message.set_content(text, charset="utf-8")
 		message.add_alternative(body_html, subtype="html", charset="utf-8")
+		for cid, item in inline:  # a multipart/related around the HTML
+			message.get_body(("html",)).add_related(
+				item.payload,
+				*_mime_type(item.content_type),
+				cid=f"<{cid}>",
+				filename=_filename(item.filename),
+				disposition="inline",
+			)
 		for item, maintype, subtype in attachments:
 			message.add_attachment(item.payload, maintype, subtype, filename=item.filename)
 		for part in list(message.walk())[1:]:
@@ -242,8 +259,9 @@ def _recipients(
 _MARKUP = re.compile(r"<[A-Za-z/!][^>]*>")
 
 
-def _bodies(draft: ReplyDraft) -> tuple[str, str, bool]:
-	"""Text and HTML: message, signature once, quote; and whether the quote was clipped."""
+def _bodies(draft: ReplyDraft, cids: dict[str, str]) -> tuple[str, str, bool]:
+	"""Text and HTML: message, signature once, quote (its site images as `cids`, by URL);
+	and whether the quote was clipped."""
 	agent_html = draft.html.strip() or text_to_html(draft.text.strip())
 	agent_text = draft.text.strip() or html_to_text(draft.html)
 	signature = draft.personal_signature.strip() or (
@@ -256,12 +274,15 @@ def _bodies(draft: ReplyDraft) -> tuple[str, str, bool]:
 	if signature and _ends_with(agent_text, agent_html, signature_text, signature):
 		signature = signature_text = ""
 	texts, htmls = [agent_text], [f'<div class="usedesk-reply">{agent_html}</div>']
+	if draft.notice.strip():
+		texts.append(draft.notice.strip())
+		htmls.append(f'<p class="usedesk-notice"><i>{text_to_html(draft.notice.strip())}</i></p>')
 	if signature:
 		texts.append(signature_text)
 		htmls.append(f'<div class="usedesk-signature">{signature}</div>')
 	clipped = False
 	if draft.display_quote and not draft.do_not_quote and draft.history:
-		quote = build_quote(draft.history, draft.language, draft.zone)
+		quote = build_quote(draft.history, draft.language, draft.zone, cids)
 		texts.append(quote.text)
 		htmls.append(quote.html)
 		clipped = quote.clipped
@@ -290,15 +311,18 @@ def _attachments(
 		total += len(item.payload)
 		if total > limit:
 			raise ComposeError(
-				f"attachment {name!r} ({len(item.payload)} bytes) takes the reply over the limit "
-				f"of {limit} bytes for all attachments"
+				f"attachment {name!r} ({megabytes(len(item.payload))}) takes the reply over the limit "
+				f"of {megabytes(limit)} for all attachments"
 			)
-		content_type = (item.content_type or "").strip().lower()
-		if not _CONTENT_TYPE.match(content_type):
-			content_type = "application/octet-stream"
-		maintype, subtype = content_type.split("/")
-		result.append((OutgoingAttachment(name, content_type, item.payload), maintype, subtype))
+		maintype, subtype = _mime_type(item.content_type)
+		result.append((OutgoingAttachment(name, f"{maintype}/{subtype}", item.payload), maintype, subtype))
 	return result
+
+
+def _mime_type(value: str) -> tuple[str, str]:
+	"""(maintype, subtype); application/octet-stream for anything that is not a MIME type."""
+	value = (value or "").strip().lower()
+	return tuple(value.split("/")) if _CONTENT_TYPE.match(value) else ("application", "octet-stream")
 
 
 def _filename(value: str) -> str:

@@ -39,6 +39,8 @@ from usedesk_email.mail.errors import (
 	ProtocolError,
 	TLSError,
 	redact,
+	ssl_port_hint,
+	tls_problem,
 )
 
 SECURITIES = ("ssl", "starttls", "none")
@@ -356,14 +358,11 @@ def translate_error(
 			f"{where}: the server refused the login of {settings.username!r} ({detail})"
 		)
 	if _caused_by(exc, TimeoutError):
-		return MailTimeoutError(f"{where}: no answer within {timeout:g} s while {action}")
-	if isinstance(exc, ssl.SSLCertVerificationError):
-		return TLSError(
-			f"{where}: the server's certificate is not trusted ({detail}); if the server uses a "
-			"private CA, give its CA bundle in the settings"
-		)
+		hint = ssl_port_hint("IMAP", settings.security, settings.port)
+		return MailTimeoutError(f"{where}: no answer within {timeout:g} s while {action}{hint}")
 	if isinstance(exc, ssl.SSLError):
-		return TLSError(f"{where}: TLS failed while {action} ({detail})")
+		problem = redact(tls_problem(exc, "IMAP", settings.security, settings.port), *settings.secrets)
+		return TLSError(f"{where}: {problem} while {action}")
 	if isinstance(exc, socket.gaierror):
 		return MailConnectionError(f"{where}: the host name cannot be resolved ({detail})")
 	if isinstance(exc, ConnectionRefusedError):

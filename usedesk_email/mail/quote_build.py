@@ -20,7 +20,7 @@ zone, independent of the server locale.
 """
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -67,9 +67,15 @@ class Quote:
 	clipped: bool
 
 
-def build_quote(history: Sequence[QuotedMessage], language: str = "en", zone: str = "UTC") -> Quote:
+def build_quote(
+	history: Sequence[QuotedMessage],
+	language: str = "en",
+	zone: str = "UTC",
+	inline: Mapping[str, str] | None = None,
+) -> Quote:
 	"""The quote of `history` (any order), newest first, clipped as the module says; the
-	attribution in `language` (one of LANGUAGES, else English) and the time zone `zone`."""
+	attribution in `language` (one of LANGUAGES, else English) and the time zone `zone`;
+	images whose URL is in `inline` point at the letter's parts (see `sanitise_html`)."""
 	days, months, attribution_line, clipped_note = _WORDS.get(language, _WORDS["en"])
 	tz = ZoneInfo(zone)
 	ordered = sorted(history, key=lambda m: _utc(m.date), reverse=True)
@@ -79,7 +85,11 @@ def build_quote(history: Sequence[QuotedMessage], language: str = "en", zone: st
 	clipped = len(ordered) > QUOTE_MAX_MESSAGES
 	for index, message in enumerate(ordered[:QUOTE_MAX_MESSAGES]):
 		text = message.text.strip() or html_to_text(message.html)
-		body = sanitise_html(message.html, load_images=True) if message.html.strip() else text_to_html(text)
+		body = (
+			sanitise_html(message.html, load_images=True, inline=inline)
+			if message.html.strip()
+			else text_to_html(text)
+		)
 		if html_used + _size(body) > QUOTE_MAX_BYTES or text_used + _size(text) > QUOTE_MAX_BYTES:
 			clipped = True
 			if index:

@@ -15,6 +15,7 @@ output never takes a browser or the HTML-to-text converter more than linear work
 """
 
 import re
+from collections.abc import Mapping
 from html import escape
 from html.parser import HTMLParser
 
@@ -128,9 +129,10 @@ def safe_style(value: str) -> str:
 
 
 class _Sanitiser(HTMLParser):
-	def __init__(self, load_images: bool) -> None:
+	def __init__(self, load_images: bool, inline: Mapping[str, str]) -> None:
 		super().__init__(convert_charrefs=True)
 		self.load_images = load_images
+		self.inline = inline
 		self.out: list[str] = []
 		self.open: list[str] = []
 		self.open_count: dict[str, int] = {}
@@ -183,6 +185,8 @@ class _Sanitiser(HTMLParser):
 			elif name not in _GLOBAL_ATTRS and name not in allowed:
 				continue
 			value = value or ""
+			if name == "src" and tag == "img" and value.strip() in self.inline:
+				value = f"cid:{self.inline[value.strip()]}"  # a site file the letter carries
 			if name in _URL_ATTRS:
 				value = safe_url(value, tag)
 				if value is None:
@@ -227,15 +231,17 @@ class _Sanitiser(HTMLParser):
 		return "".join(self.out).strip()
 
 
-def sanitise_html(html: str, *, load_images: bool = False) -> str:
+def sanitise_html(html: str, *, load_images: bool = False, inline: Mapping[str, str] | None = None) -> str:
 	"""Safe HTML to show inside the desk; never raises on any input.
 
 	`load_images` is for a letter's quoted history: the reader's mail client decides about
 	remote images there, so they keep their address (ours in `data-remote-src` too).
+	`inline` maps image URLs (the site's own files) to the Content-IDs of the parts the letter
+	carries them in; such an image's ``src`` becomes ``cid:<id>``, other relative ones still go.
 	"""
 	if not html:
 		return ""
-	parser = _Sanitiser(load_images)
+	parser = _Sanitiser(load_images, inline or {})
 	try:
 		parser.feed(defuse(_BAD_MARKED_SECTION.sub("&lt;![", html.replace("\x00", ""))))
 		return parser.result()

@@ -46,6 +46,8 @@ from usedesk_email.mail.errors import (
 	MailTimeoutError,
 	TLSError,
 	redact,
+	ssl_port_hint,
+	tls_problem,
 )
 
 SECURITIES = ("ssl", "starttls", "none")
@@ -184,12 +186,11 @@ def _session_error(error: Exception, settings: SmtpSettings, where: str) -> Mail
 			AuthenticationError,
 			f"{where} refused the login of {settings.username!r}: {error.smtp_code} {reply}",
 		)
-	elif isinstance(error, ssl.SSLCertVerificationError):
-		cls, text = TLSError, f"the certificate of {where} is not trusted: {error.verify_message}"
 	elif isinstance(error, ssl.SSLError):
-		cls, text = TLSError, f"TLS with {where} failed: {error}"
+		cls, text = TLSError, f"{where}: {tls_problem(error, 'SMTP', settings.security, settings.port)}"
 	elif isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
-		cls, text = MailTimeoutError, f"{where} did not answer within {settings.timeout:g} s"
+		hint = ssl_port_hint("SMTP", settings.security, settings.port)
+		cls, text = MailTimeoutError, f"{where} did not answer within {settings.timeout:g} s{hint}"
 	elif isinstance(error, smtplib.SMTPResponseException):
 		reply = error.smtp_error.decode(errors="replace")
 		cls, text = MailConnectionError, f"{where} refused the session: {error.smtp_code} {reply}"

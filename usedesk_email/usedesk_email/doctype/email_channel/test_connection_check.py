@@ -9,7 +9,9 @@ from frappe.tests.utils import FrappeTestCase
 
 from usedesk_email.testing.certificates import make_certificates
 from usedesk_email.testing.dovecot import DovecotServer
+from usedesk_email.testing.ports import free_port
 from usedesk_email.testing.smtp_server import SmtpTestServer
+from usedesk_email.usedesk_email.doctype.ticket.test_replies import outgoing_account
 from usedesk_email.usedesk_email.test_support import dovecot_channel
 
 
@@ -81,3 +83,35 @@ class TestConnectionCheck(FrappeTestCase):
 		second = channel.poll_now()
 		self.assertEqual(first, second)
 		self.assertTrue(first["job_id"].endswith(channel.name))
+
+	def test_internal_outgoing_checks_the_sites_email_account(self):
+		sending = frappe.get_all("Email Account", filters={"enable_outgoing": 1}, pluck="name")
+		frappe.db.set_value("Email Account", {"name": ("in", sending or ["-"])}, "enable_outgoing", 0)
+		frappe.local.outgoing_email_account = {}  # Frappe's per-process cache of the lookup
+		account = None
+		try:
+			channel = self.channel("check internal", outgoing_type="Internal")
+			result = channel.test_connection()
+			self.assertFalse(result["ok"])
+			self.assertIn("no outgoing Email Account", result["checks"][-1]["message"])
+
+			with SmtpTestServer(security="none") as site_smtp:
+				account = outgoing_account(site_smtp)
+				frappe.local.outgoing_email_account = {}
+				result = channel.test_connection()
+				self.assertTrue(result["ok"], result)
+				self.assertIn(f"{site_smtp.host}:{site_smtp.port}", result["checks"][-1]["message"])
+
+			frappe.db.set_value("Email Account", account, "smtp_port", free_port())
+			frappe.local.outgoing_email_account = {}
+			frappe.local.message_log = []
+			result = channel.test_connection()
+			self.assertFalse(result["ok"])
+			self.assertIn("could not connect", result["checks"][-1]["message"])
+			self.assertFalse(frappe.local.message_log, "reported in the row, not in a second dialog")
+		finally:
+			if account:
+				frappe.delete_doc("Email Account", account, force=True)
+			frappe.db.set_value("Email Account", {"name": ("in", sending or ["-"])}, "enable_outgoing", 1)
+			frappe.local.outgoing_email_account = {}
+			frappe.db.commit()

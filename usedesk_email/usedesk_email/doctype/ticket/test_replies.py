@@ -1,20 +1,24 @@
 # Copyright (c) 2026, usedesk_email developers and contributors
 # For license information, please see license.txt
 
+import io
 import tempfile
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from unittest.mock import patch
 
 import frappe
 import requests
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_to_date, now_datetime
+from PIL import Image
 
 from usedesk_email.ingest import LEDGER
 from usedesk_email.ingest_batch import ingest_raw
 from usedesk_email.mail.thread_keys import ticket_token
-from usedesk_email.outgoing import due_replies, send_communication
+from usedesk_email.outgoing import due_replies, earlier_messages, send_communication
 from usedesk_email.poll import poll_channel
 from usedesk_email.replies import create_reply, forward_ticket
 from usedesk_email.testing.certificates import make_certificates
@@ -403,6 +407,57 @@ class TestReplies(ReplyFixture):
 		)
 		self.assertIn(answer["communication"], due_replies())
 
+	def test_site_images_in_the_quote_go_as_cid_parts_and_remote_ones_keep_their_url(self):
+		elsewhere = frappe.get_doc(  # a site file that no message of the ticket carries
+			{"doctype": "File", "file_name": "payroll.txt", "content": b"not for clients", "is_private": 1}
+		).insert(ignore_permissions=True)
+		raw = html_mail(
+			"Photo of the kettle",
+			f'<p>See:</p><img src="cid:photo1"><img src="https://cdn.example.com/logo.png">'
+			f'<img src="{elsewhere.file_url}">',
+			related=[("photo1", "kettle.png", png_bytes())],
+		)
+		ticket = str(ingest_raw(self.channel, raw, "test").ticket)
+		stored = earlier_messages(ticket)[0]
+		self.assertIn("/private/files/", stored.content, "ingestion points the image at its File")
+		self.reply_as(self.plain_agent, "<p>Thanks for the photo.</p>", ticket=ticket)
+
+		delivery = next(d for d in self.smtp.deliveries if d.rcpt_tos[0] == "client@example.org")
+		letter = self.letters()["client@example.org"]
+		related = [p for p in letter.walk() if p.get_content_type() == "multipart/related"]
+		self.assertEqual(len(related), 1)
+		html_part, *images = related[0].get_payload()
+		self.assertEqual([i.get_content_type() for i in images], ["image/png"])
+		file = frappe.get_doc("File", {"attached_to_name": stored.name, "file_name": ("like", "kettle%")})
+		self.assertEqual(images[0].get_content(), file.get_content())
+		body = html_part.get_content()
+		self.assertIn(f'src="cid:{images[0]["Content-ID"].strip("<>")}"', body)
+		self.assertIn('src="https://cdn.example.com/logo.png"', body, "remote images keep their URL")
+		texts = [p.get_content() for p in letter.walk() if p.get_content_maintype() == "text"]
+		self.assertFalse([t for t in texts if "/files/" in t])
+		self.assertNotIn(b"/private/files/", delivery.data)
+		self.assertNotIn(b"not for clients", delivery.data)
+
+	def test_a_forward_attaches_the_originals_files_within_its_limit_and_names_the_rest(self):
+		raw = html_mail(
+			"Invoice question",
+			"<p>The invoice and the scan are attached.</p>",
+			attachments=[("invoice.pdf", b"%PDF-1.4 small invoice"), ("scan.zip", b"x" * 5000)],
+		)
+		ticket = str(ingest_raw(self.channel, raw, "test").ticket)
+		frappe.set_user(self.plain_agent)
+		result = forward_ticket(ticket, "partner@example.net", "Please check the invoice.")
+		frappe.set_user("Administrator")
+		frappe.db.commit()
+		with patch("usedesk_email.outgoing.FORWARD_MAX_BYTES", 1000):
+			send_communication(result["communication"])
+		letter = self.letters()["partner@example.net"]
+		files = {p.get_filename(): p.get_content() for p in letter.iter_attachments()}
+		self.assertEqual(files, {"invoice.pdf": b"%PDF-1.4 small invoice"})
+		text = letter.get_body(("plain",)).get_content()
+		self.assertIn("Not attached, over the limit of 1 KB for a forward: scan.zip (5 KB)", text)
+		self.assertIn("scan.zip", letter.get_body(("html",)).get_content())
+
 	def test_bad_forwards(self):
 		for address in ("not-an-address", "a@example.org, b@example.org", "help@shop.example", ""):
 			with self.assertRaises(frappe.ValidationError, msg=address):
@@ -480,6 +535,28 @@ class TestReplies(ReplyFixture):
 			self.assertEqual(
 				frappe.db.get_value("Communication", answer["communication"], "delivery_status"), "Sent"
 			)
+
+
+def html_mail(subject: str, body: str, related=(), attachments=(), message_id: str | None = None) -> bytes:
+	"""A client's HTML letter with inline parts (content id, file name, PNG bytes) and attachments."""
+	message = EmailMessage()
+	message["From"] = "Client <client@example.org>"
+	message["To"] = "help@shop.example"
+	message["Subject"] = subject
+	message["Message-ID"] = f"<{message_id or frappe.generate_hash(length=12)}@client.example>"
+	message.set_content("See the HTML part.")
+	message.add_alternative(body, subtype="html")
+	for cid, name, payload in related:
+		message.get_body(("html",)).add_related(payload, "image", "png", cid=f"<{cid}>", filename=name)
+	for name, payload in attachments:
+		message.add_attachment(payload, "application", "octet-stream", filename=name)
+	return message.as_bytes()
+
+
+def png_bytes() -> bytes:
+	buffer = io.BytesIO()
+	Image.new("RGB", (4, 4), "red").save(buffer, "PNG")
+	return buffer.getvalue()
 
 
 def agent_user(email: str, signature: str, role: str | None = "Support Agent") -> str:
