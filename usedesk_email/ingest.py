@@ -264,6 +264,7 @@ def open_ticket(
 		},
 		before=("before_insert", "before_validate", "validate", "before_save"),
 		after=("after_insert", "on_update"),  # assignment rules, notifications, other apps' hooks
+		owner=sender.email.lower(),  # the client opened it, not the poll's Administrator or Guest
 	)
 	ticket.notify_update()  # the desk's Ticket list shows it at once
 	ticket.run_method("on_change")  # milestone trackers, energy point rules
@@ -302,6 +303,7 @@ def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str], 
 			"user": frappe.session.user,
 		},
 		html=("content",),  # sanitised by the engine
+		owner=msg.sender.email.lower(),
 	)
 	comm.flags.in_receive = True
 	comm.flags.usedesk_kind = msg.kind

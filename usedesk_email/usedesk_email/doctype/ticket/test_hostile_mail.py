@@ -456,3 +456,22 @@ class TestBulkMailPolicy(FrappeTestCase):
 		self.assertEqual(
 			ingest_raw(ignoring, mail("Help", message_id="p@client.example"), "test").outcome, "stored"
 		)
+
+
+class TestMailOwnership(FrappeTestCase):
+	def test_a_ticket_and_its_messages_from_mail_belong_to_their_sender(self):
+		channel = make_channel(f"owner {frappe.generate_hash(length=6)}")
+		for user in ("Administrator", "Guest"):  # the poll runs as the one, the endpoint as the other
+			frappe.set_user(user)
+			try:
+				result = ingest_raw(
+					channel,
+					mail("Mine", sender="Owner@Example.org", message_id=f"own-{user}@example.org"),
+					"t",
+				)
+			finally:
+				frappe.set_user("Administrator")
+			self.assertEqual(frappe.db.get_value("Ticket", result.ticket, "owner"), "owner@example.org")
+			self.assertEqual(
+				frappe.db.get_value("Communication", result.communication, "owner"), "owner@example.org"
+			)
