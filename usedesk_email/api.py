@@ -137,6 +137,30 @@ def reply(
 	return replies.create_reply(str(ticket), content, string_list(attachments), string_list(cc))
 
 
+@frappe.whitelist()
+def channel_names(
+	doctype: str = "Email Channel",
+	txt: str = "",
+	searchfield: str | None = None,
+	start: int = 0,
+	page_len: int = 20,
+	filters: dict | str | None = None,
+	**kwargs,
+) -> list[list[str]]:
+	"""Channel names for the Ticket list's channel filter: agents read tickets, not channels."""
+	if not frappe.has_permission("Ticket", "read"):
+		raise frappe.PermissionError
+	return frappe.get_all(
+		"Email Channel",
+		filters={"name": ("like", f"%{txt or ''}%")},
+		fields=["name"],
+		order_by="name asc",
+		limit_start=cint(start),
+		limit_page_length=min(cint(page_len) or 20, 100),
+		as_list=True,
+	)
+
+
 @frappe.whitelist(methods=["GET"])
 def conversation(ticket: str | int, start: int = 0, limit: int = 50) -> dict:
 	"""The ticket's messages, oldest first: direction, people, time, subject, the new text and

@@ -161,3 +161,10 @@ class TestRestClients(ReplyFixture):
 			).status_code,
 			403,
 		)
+
+	def test_channel_names_for_the_ticket_lists_filter(self):
+		names = self.call("agent", "channel_names", txt=self.channel.name)
+		self.assertEqual(names.status_code, 200, names.text[:300])
+		self.assertIn([self.channel.name], names.json()["message"])
+		self.assertNotIn("imap", names.text.lower())
+		self.assertEqual(self.call("nobody", "channel_names", txt="").status_code, 403)

@@ -2,6 +2,12 @@
 // For license information, please see license.txt
 
 frappe.ui.form.on("Ticket", {
+	setup(frm) {
+		// Agents may not read Email Channel: names come from the app, unchecked by the browser.
+		frm.set_query("channel", () => ({ query: "usedesk_email.api.channel_names" }));
+		frm.fields_dict.channel.df.ignore_link_validation = 1;
+	},
+
 	refresh(frm) {
 		if (frm.is_new()) return;
 		frm.email_field = "client_email";
