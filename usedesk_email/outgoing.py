@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import frappe
 from frappe import _
-from frappe.utils import add_to_date, get_system_timezone, now_datetime
+from frappe.utils import add_to_date, get_fullname, get_system_timezone, now_datetime
 
 from usedesk_email.channel_config import ca_file, own_addresses, smtp_settings
 from usedesk_email.ingest import AUTOMATIC, LEDGER, dedupe_key, message_key
@@ -179,7 +179,7 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 	return ReplyDraft(
 		subject=from_text(ticket.subject or ""),
 		token=ticket_token(ticket.name),
-		from_address=Address(channel.from_email, channel.from_name or ""),
+		from_address=Address(channel.from_email, from_name(channel, comm.owner)),
 		recipients=[Address(email) for email in recipients_of(ticket)],
 		message_id_domain=frappe.local.site,
 		html=comm.content or "",
@@ -200,6 +200,14 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		language=quote_language(channel),
 		zone=get_system_timezone(),
 	)
+
+
+def from_name(channel, agent: str) -> str:
+	"""The channel's From name, or "Anna from Shop Support" when the channel says so."""
+	name = channel.from_name or ""
+	if not channel.from_name_with_agent or not agent or agent in ("Administrator", "Guest"):
+		return name
+	return _("{0} from {1}").format(get_fullname(agent), name or channel.name)
 
 
 def by_people(ticket: str, messages: list) -> list:

@@ -8,8 +8,11 @@ Replied only once a letter is out."""
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import frappe
+from frappe.utils import get_system_timezone
 
 from usedesk_email.api import retry_sending
 from usedesk_email.ingest import LEDGER
@@ -17,7 +20,7 @@ from usedesk_email.ingest_batch import ingest_raw
 from usedesk_email.outgoing import send_communication
 from usedesk_email.participants import MAX_PARTICIPANTS, split_lines
 from usedesk_email.replies import create_reply, forward_ticket
-from usedesk_email.usedesk_email.doctype.ticket.test_replies import ReplyFixture
+from usedesk_email.usedesk_email.doctype.ticket.test_replies import ReplyFixture, agent_user
 from usedesk_email.usedesk_email.test_support import mail
 
 WORKERS = 24
@@ -186,3 +189,23 @@ class TestRecipients(ReplyFixture):
 		finally:
 			frappe.set_user("Administrator")
 		self.assertEqual(frappe.db.get_value("Ticket", answer["ticket"], "client_email"), "pay@example.org")
+
+	def test_a_russian_channel_quotes_in_russian_in_the_sites_time_zone_from_the_agent(self):
+		frappe.db.set_value(
+			"Email Channel", self.channel.name, {"quote_language": "ru", "from_name_with_agent": 1}
+		)
+		signer = agent_user("ru-agent@example.com", signature="Анна Смирнова\n--\nВторая линия поддержки")
+		frappe.db.commit()
+		self.reply_as(signer, "<p>Готово.</p>")
+		letter = self.letters()["client@example.org"]
+		text = letter.get_body(("plain",)).get_content().replace("\r\n", "\n")
+		html_part = letter.get_body(("html",)).get_content()
+		# the client wrote on Thu, 26 Nov 2026 10:00 UTC (test_support.mail); the site's zone decides
+		local = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc).astimezone(ZoneInfo(get_system_timezone()))
+		attribution = f"26 нояб. 2026 г. в {local:%H:%M}, Client <client@example.org> написал(а):"
+		self.assertIn(attribution, text)
+		self.assertIn("Анна Смирнова\n--\nВторая линия поддержки", text)
+		self.assertIn("Анна Смирнова<br>", html_part)
+		self.assertEqual(
+			letter["From"].addresses[0].display_name, f"{frappe.utils.get_fullname(signer)} from Shop Support"
+		)
