@@ -11,7 +11,7 @@ one in ten with an attachment of 200 KB of its own, a third replying to earlier 
 domain differs, so the three consumers never see each other's mail as duplicates) and
 measures, each in its own child process so peak RSS is its own:
 
-- floor: IMAP fetch (`imap_session.drain`) and `parse_message`, no database;
+- floor: IMAP fetch (`drain.drain`) and `parse_message`, no database;
 - app: successive `poll.poll_channel` runs into tickets until the mailbox is drained;
 - frappe: successive `EmailAccount.receive()` runs (UNSEEN) into Communications, all of
   them or only the first `--frappe-runs` runs.
@@ -169,7 +169,8 @@ def rss_mb() -> float:
 
 
 def phase_floor(args) -> dict:
-	from usedesk_email.mail.imap_session import ImapSettings, drain
+	from usedesk_email.mail.drain import drain
+	from usedesk_email.mail.imap_session import ImapSettings
 	from usedesk_email.mail.parse import parse_message
 
 	settings = ImapSettings(

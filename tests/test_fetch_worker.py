@@ -19,9 +19,10 @@ from test_imap_session import (
 	settings_for,
 )
 
+from usedesk_email.mail.drain import drain
 from usedesk_email.mail.errors import AuthenticationError, MailConnectionError
 from usedesk_email.mail.fetch_worker import FIRST_BATCH_SIZE
-from usedesk_email.mail.imap_session import FetchedMessage, drain
+from usedesk_email.mail.imap_session import FetchedMessage
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.testing.tcp_proxy import TcpProxy
 

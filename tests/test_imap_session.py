@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from usedesk_email.mail.drain import drain
 from usedesk_email.mail.errors import (
 	AuthenticationError,
 	ConfigError,
@@ -27,7 +28,6 @@ from usedesk_email.mail.imap_session import (
 	ImapSession,
 	ImapSettings,
 	check_connection,
-	drain,
 	plan_batches,
 )
 from usedesk_email.mail.parse import parse_message
@@ -229,7 +229,8 @@ def test_begin_batch_sees_each_batch_before_its_messages_and_its_failure_marks_n
 
 KILLER = """
 import json, os, signal, sys
-from usedesk_email.mail.imap_session import ImapSettings, drain
+from usedesk_email.mail.drain import drain
+from usedesk_email.mail.imap_session import ImapSettings
 from usedesk_email.mail.parse import parse_message
 
 args = json.loads(sys.argv[1])

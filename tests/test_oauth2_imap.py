@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import pytest
 from imapclient import IMAPClient
 
+from usedesk_email.mail.drain import drain
 from usedesk_email.mail.errors import AuthenticationError
-from usedesk_email.mail.imap_session import FetchedMessage, ImapSettings, check_connection, drain
+from usedesk_email.mail.imap_session import FetchedMessage, ImapSettings, check_connection
 from usedesk_email.testing.dovecot import DovecotServer, Mailbox
 from usedesk_email.testing.oauth2_server import OAuth2TestServer
 

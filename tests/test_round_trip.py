@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from usedesk_email.mail.compose import QuotedMessage, ReplyDraft, compose_reply
-from usedesk_email.mail.imap_session import FetchedMessage, ImapSettings, drain
+from usedesk_email.mail.drain import drain
+from usedesk_email.mail.imap_session import FetchedMessage, ImapSettings
 from usedesk_email.mail.message import Address, Kind, ParsedMessage
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.smtp_sender import Outcome, SmtpSettings, send

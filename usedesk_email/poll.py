@@ -16,8 +16,9 @@ from frappe.utils import now_datetime
 
 from usedesk_email.channel_config import ca_file, imap_settings
 from usedesk_email.ingest_batch import IngestBatch
+from usedesk_email.mail.drain import drain
 from usedesk_email.mail.errors import AuthenticationError, MailError, redact
-from usedesk_email.mail.imap_session import FetchedMessage, drain
+from usedesk_email.mail.imap_session import FetchedMessage
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.oauth import with_fresh_token
 

@@ -4,7 +4,7 @@ Storing a message (the caller's database work) and fetching and parsing the next
 both CPU-bound Python: in one process they take turns, and a thread only adds contention
 for the GIL. The worker holds the IMAP session and parses; the caller asks it for batch
 n+1 before handing batch n to its handler, and for marking read only after its commit.
-The rules of ``imap_session.drain`` hold unchanged: nothing is marked read before the
+The rules of ``drain.drain`` hold unchanged: nothing is marked read before the
 caller acknowledged it, and a worker or caller that dies leaves the rest unread.
 
 Requests and answers are pickled frames on the worker's stdin and stdout, between two

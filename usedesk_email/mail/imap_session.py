@@ -21,7 +21,6 @@ import imaplib
 import os
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -266,7 +265,7 @@ class ImapSession:
 
 	def plan(self, uids: Iterable[int], batch_size: int, batch_bytes: int) -> list[list[int]]:
 		"""The batches ``fetch_batches`` would fetch, planned from the messages' sizes."""
-		_check_batch_limits(batch_size, batch_bytes)
+		check_batch_limits(batch_size, batch_bytes)
 		batches: list[list[int]] = []
 		for window in _windows(sorted(uids), UID_WINDOW):
 			sizes = self.sizes(window)
@@ -377,7 +376,7 @@ def translate_error(
 def plan_batches(sized_uids: Iterable[tuple[int, int]], batch_size: int, batch_bytes: int) -> list[list[int]]:
 	"""Group (uid, size) pairs, in order, into batches of at most ``batch_size`` messages and
 	``batch_bytes`` bytes; a message larger than ``batch_bytes`` forms a batch of its own."""
-	_check_batch_limits(batch_size, batch_bytes)
+	check_batch_limits(batch_size, batch_bytes)
 	batches: list[list[int]] = []
 	current: list[int] = []
 	current_bytes = 0
@@ -390,107 +389,6 @@ def plan_batches(sized_uids: Iterable[tuple[int, int]], batch_size: int, batch_b
 	if current:
 		batches.append(current)
 	return batches
-
-
-def drain(
-	settings: ImapSettings,
-	handle: Callable[[FetchedMessage], bool],
-	*,
-	known_uidvalidity: int | None = None,
-	time_budget: float = DEFAULT_TIME_BUDGET,
-	batch_size: int = DEFAULT_BATCH_SIZE,
-	batch_bytes: int = DEFAULT_BATCH_BYTES,
-	clock: Callable[[], float] = time.monotonic,
-	commit: Callable[[], None] | None = None,
-	prepare: Callable[[bytes], object] | None = None,
-	begin_batch: Callable[[list[FetchedMessage]], None] | None = None,
-) -> DrainResult:
-	"""Hand every unread message of the folder to ``handle`` and mark read what it acknowledged.
-
-	``handle`` stores a message and returns True only once that is committed; False leaves
-	the message unread. Acknowledged messages are marked read after each batch, and also
-	before an exception from ``handle`` propagates; the failing message and the rest stay
-	unread. With ``commit``, True means "stored in the caller's open transaction": ``commit``
-	runs once per batch before anything is marked read, and an exception marks nothing of
-	the batch (one commit per batch instead of one per message). A dropped connection raises
-	MailConnectionError and marks nothing of the batch in flight. The time budget is checked between messages; what was not handed over is
-	reported as ``remaining``. A UIDVALIDITY other than ``known_uidvalidity`` is reported,
-	and unread mail is still handed over (the caller dedupes by Message-ID).
-
-	With ``prepare`` (a module-level function: it is pickled by name), the IMAP session runs
-	in a worker process (``fetch_worker``) that fetches the next batch and applies
-	``prepare`` to each of its messages while ``handle`` works on this one; the result is the
-	message's ``prepared`` (None where ``prepare`` failed).
-
-	``begin_batch`` sees each batch before its messages are handed over one by one (to look
-	up what they need in one go); an exception from it counts as one from ``handle``.
-	"""
-	from usedesk_email.mail.fetch_worker import FetchWorker  # it imports this module
-
-	_check_batch_limits(batch_size, batch_bytes)
-	if isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or time_budget <= 0:
-		raise ConfigError("the time budget of a mail session must be a positive number of seconds")
-	deadline = clock() + time_budget
-	with FetchWorker(settings, prepare) if prepare else ImapSession(settings) as session:
-		uidvalidity = session.select()
-		unseen = session.unseen_uids()
-		result = DrainResult(
-			uidvalidity=uidvalidity,
-			uidvalidity_changed=known_uidvalidity is not None and known_uidvalidity != uidvalidity,
-			unseen=len(unseen),
-		)
-		batches = session.fetch_batches(unseen, batch_size, batch_bytes)
-		while not result.out_of_time:
-			if clock() >= deadline:
-				result.out_of_time = True
-				break
-			batch = next(batches, None)
-			if batch is None:
-				break
-			result.batches += 1
-			result.largest_batch_bytes = max(result.largest_batch_bytes, sum(m.size for m in batch))
-			_handle_batch(session, batch, handle, result, clock, deadline, commit, begin_batch)
-		if result.out_of_time:
-			result.remaining = len(unseen) - result.fetched
-	return result
-
-
-def _handle_batch(
-	session: ImapSession,
-	batch: list[FetchedMessage],
-	handle: Callable[[FetchedMessage], bool],
-	result: DrainResult,
-	clock: Callable[[], float],
-	deadline: float,
-	commit: Callable[[], None] | None,
-	begin_batch: Callable[[list[FetchedMessage]], None] | None,
-) -> None:
-	acknowledged: list[int] = []
-	try:
-		if begin_batch is not None:
-			begin_batch(batch)
-		for message in batch:
-			if clock() >= deadline:
-				result.out_of_time = True
-				break
-			result.fetched += 1
-			if handle(message):
-				acknowledged.append(message.uid)
-				result.acknowledged += 1
-		if commit is not None:
-			commit()
-	except BaseException:
-		# The caller's error wins; what it committed before still gets marked if possible.
-		if commit is None:
-			try:
-				session.mark_seen(acknowledged)
-			except MailError:
-				pass
-		else:
-			result.acknowledged -= len(acknowledged)
-		raise
-	session.mark_seen(acknowledged)
-	result.marked_seen += len(acknowledged)
 
 
 def check_connection(settings: ImapSettings) -> ConnectionReport:
@@ -513,7 +411,8 @@ def _ssl_context(settings: ImapSettings) -> ssl.SSLContext:
 		raise ConfigError(f"CA bundle {settings.ca_file} cannot be loaded ({_describe(exc)})") from None
 
 
-def _check_batch_limits(batch_size: int, batch_bytes: int) -> None:
+def check_batch_limits(batch_size: int, batch_bytes: int) -> None:
+	"""Batch limits are whole positive numbers (they come from callers' settings)."""
 	for name, value in (("batch size", batch_size), ("batch bytes", batch_bytes)):
 		if isinstance(value, bool) or not isinstance(value, int) or value < 1:
 			raise ConfigError(f"the {name} of a mail session must be a positive whole number, not {value!r}")
