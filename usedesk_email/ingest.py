@@ -16,7 +16,6 @@ from frappe.utils import convert_utc_to_system_timezone, now_datetime
 
 from usedesk_email.channel_config import own_addresses
 from usedesk_email.mail.message import Address, Kind, ParsedMessage
-from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.quote_split import collapsed
 from usedesk_email.mail.sanitize import sanitise_html
 from usedesk_email.mail.thread_keys import find_token

@@ -1,7 +1,6 @@
 # Copyright (c) 2026, usedesk_email developers and contributors
 # For license information, please see license.txt
 
-import frappe
 from frappe.model.document import Document
 from frappe.utils import now_datetime
 
