@@ -59,17 +59,19 @@ def corpus(n: int, seed: int = 7) -> list[str]:
 	words = "kettle order refund invoice broken delivery late screen password login account".split()
 	messages = []
 	for i in range(n):
-		client = f"client{i % 300}@clients.example"
+		parent = rng.randrange(0, i - 1) if i % 3 == 2 and i > 3 else None
+		# a reply comes from the client it answers, as in life (a stranger's opens a new ticket)
+		who = (parent if parent is not None else i) % 300
+		client = f"client{who}@clients.example"
 		text = "\r\n".join(" ".join(rng.choice(words) for _ in range(14)) for _ in range(rng.randint(5, 40)))
 		head = [
-			f"From: Client {i % 300} <{client}>",
+			f"From: Client {who} <{client}>",
 			"To: support@shop.example",
 			"Date: Thu, 26 Nov 2026 10:00:00 +0000",
 			f"Message-ID: <m{i}@{{tag}}>",
 			"MIME-Version: 1.0",
 		]
-		if i % 3 == 2 and i > 3:
-			parent = rng.randrange(0, i - 1)
+		if parent is not None:
 			head += [
 				f"Subject: Re: Question {parent}",
 				f"In-Reply-To: <m{parent}@{{tag}}>",

@@ -99,7 +99,9 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	if new_ticket:
 		ticket = open_ticket(channel, msg, participants, name, previous or referred, message_date)
 	else:
-		add_participants(ticket.name, participants)
+		known = {*split_lines(ticket.cc_addresses), (ticket.client_email or "").lower()}
+		if set(participants) - known:  # the row is locked only when someone may be added
+			add_participants(ticket.name, participants)
 	add_communication(ticket, msg, communication, [sender, *participants], message_date)
 	return IngestResult(ticket=name, communication=communication)
 
