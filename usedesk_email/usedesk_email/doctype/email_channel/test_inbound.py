@@ -133,6 +133,29 @@ class TestInbound(FrappeTestCase):
 		self.assertEqual(unset.status_code, 403, "a channel without a secret accepts nothing over HTTP")
 		self.assertEqual(self.ledger_count(), 0)
 
+	def test_hostile_bodies_without_the_secret_are_refused_before_parsing(self):
+		head = f"From: eve@evil.example\r\nTo: {self.address}\r\nSubject: x\r\n"
+		bodies = {
+			"nested markup": (head + "Content-Type: text/html\r\n\r\n" + "<blockquote>" * 400_000).encode(),
+			"nested mime": (
+				head
+				+ "".join(
+					f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(20_000)
+				)
+			).encode(),
+			"huge headers": (head + "X-Junk: " + "a" * 2_000_000 + "\r\n\r\nbody").encode(),
+			"many encoded words": (
+				head.replace("Subject: x", "Subject: " + "=?utf-8?B?0J8=?= " * 100_000) + "\r\nhi"
+			).encode(),
+		}
+		for label, raw in bodies.items():
+			for secret, status in ((None, 401), ("wrong-" + SECRET, 403)):
+				with self.subTest(label, secret=bool(secret)):
+					answer = self.post(raw, secret=secret)
+					self.assertEqual(answer.status_code, status, answer.text[:200])
+		self.assertEqual(self.ledger_count(), 0)
+		self.assertFalse(frappe.get_all("Email Channel Failure", filters={"channel": self.channel.name}))
+
 	def test_secret_in_the_query_for_webhooks_that_cannot_send_headers(self):
 		raw = mail("Query secret", message_id="query@client.example")
 		response = requests.post(
