@@ -43,14 +43,15 @@ _ATTRIBUTION_MAX = 400  # an attribution line is short; longer lines are text
 
 _HEADER = re.compile(
 	r"[\s*_]*(?:"
-	r"(?P<sender>from|от|von|de|från|fra|van|da|od|lähettäjä)"
-	r"|(?P<date>sent|date|отправлено|дата|gesendet|datum|envoyé|enviado|fecha|skickat|sendt|verzonden|inviato|data|wysłano|lähetetty)"
+	r"(?P<sender>from|от|отправитель|von|de|från|fra|van|da|od|lähettäjä)"
+	r"|(?P<date>sent|date|отправлено|дата|gesendet|datum|envoyé|enviado(?:\s+el)?|fecha|skickat|sendt|verzonden|inviato|data|wysłano|lähetetty)"
 	r"|(?P<to>to|кому|an|à|a|para|till|til|aan|do|vastaanottaja)"
 	r"|(?P<subject>subject|тема|betreff|objet|asunto|ämne|emne|onderwerp|oggetto|temat|aihe|assunto)"
 	r"|(?P<cc>cc|копия|kopie|copie|kopia)"
 	r")[ \t]*[*_]*[ \t]*[:：]",
 	re.I,
 )
+_DIGIT = re.compile(r"\d")
 _HEADER_REACH = 12  # lines an Outlook header block may span
 _SEPARATOR = re.compile(
 	r"\s*(?:-{2,}\s*(?:original message|forwarded message|исходное сообщение|пересылаемое сообщение|"
@@ -116,19 +117,23 @@ class _Lines:
 		return None
 
 	def header_block(self, i: int) -> bool:
-		"""An Outlook "From: / Sent: / To: / Subject:" block starts at line i."""
+		"""An Outlook header block starts at line i: "From:" or "Sent:"/"Date:" first (Hotmail and
+		Outlook on the web put the date first), each field once, and a date with digits in it, so
+		that prose such as "From: the warehouse" does not pass."""
 		found = _HEADER.match(self.lines[i])
-		if found is None or found.lastgroup != "sender":
+		if found is None or found.lastgroup not in ("sender", "date"):
 			return False
 		seen: set[str] = set()
-		for j in range(i + 1, min(len(self.lines), i + _HEADER_REACH)):
+		for j in range(i, min(len(self.lines), i + _HEADER_REACH)):
 			if self.blank[j]:
 				continue
 			found = _HEADER.match(self.lines[j])
-			if found is None or found.lastgroup == "sender":
+			if found is None or found.lastgroup in seen:
+				return False
+			if found.lastgroup == "date" and not _DIGIT.search(self.lines[j], found.end()):
 				return False
 			seen.add(found.lastgroup or "")
-			if "date" in seen and seen & {"to", "subject"}:
+			if {"sender", "date"} <= seen and seen & {"to", "subject"}:
 				return True
 		return False
 
