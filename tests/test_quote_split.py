@@ -444,6 +444,10 @@ HOSTILE_MEGABYTES = {
 	"text: attributions": (split_text, megabyte("On Tue, 3 Mar 2026 at 10:00, A <a@b.c> wrote:\n\n")),
 	"text: answers between quotes": (split_text, megabyte("> q\nanswer\n")),
 	"text: header-like lines": (split_text, megabyte("From: a\nTo: b\n")),
+	"text: date-first header lines": (split_text, megabyte("Date: 3 Mar 2026\nSent: 1\nFrom: a\n")),
+	"text: wrapped attribution starts": (split_text, megabyte("On 3 Mar 2026 at 10:00, A\n")),
+	"text: footer lines after a quote": (split_text, "> q\n" + megabyte("-- \nunsubscribe\n")),
+	"text: one long line after a quote": (split_text, "> q\n" + "This email is " * (MB // 14)),
 	"text: one long line": (split_text, "x" * MB + " wrote:"),
 	"html: unterminated tags": (split_html, megabyte("<a")),
 	"html: unterminated comments": (split_html, megabyte("<!-- > ")),
@@ -515,6 +519,19 @@ def test_replies_of_the_corpus_split_in_text_and_html(name):
 	html = check_html(msg.html)
 	assert squash(visible(html.new)) == squash(new)
 	assert visible(html.quoted).startswith((html_attribution or [text_attribution])[0])
+
+
+QUOTES = sorted((EML / "quotes").glob("*.eml"))
+
+
+@pytest.mark.parametrize("path", QUOTES, ids=[path.stem for path in QUOTES])
+def test_labelled_replies_leave_the_expected_new_text(path):
+	"""tests/eml/quotes: each letter's new text, as benchmarks/quote_split_quality.py measures it."""
+	msg = parse_message(path.read_bytes())
+	reply = check_html(msg.html) if msg.html else check_text(msg.text)
+	expected = " ".join(path.with_suffix(".expected.txt").read_text(encoding="utf-8").split())
+	assert visible(msg.new_html) == expected
+	assert bool(reply.quoted) != path.stem.startswith("neg_")
 
 
 # -- the split as stored for the timeline ---------------------------------------------------

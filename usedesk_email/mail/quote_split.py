@@ -43,28 +43,50 @@ _ATTRIBUTION_MAX = 400  # an attribution line is short; longer lines are text
 
 _HEADER = re.compile(
 	r"[\s*_]*(?:"
-	r"(?P<sender>from|от|von|de|från|fra|van|da|od|lähettäjä)"
-	r"|(?P<date>sent|date|отправлено|дата|gesendet|datum|envoyé|enviado|fecha|skickat|sendt|verzonden|inviato|data|wysłano|lähetetty)"
+	r"(?P<sender>from|от|отправитель|von|de|från|fra|van|da|od|lähettäjä)"
+	r"|(?P<date>sent|date|отправлено|дата|gesendet|datum|envoyé|enviado(?:\s+el)?|fecha|skickat|sendt|verzonden|inviato|data|wysłano|lähetetty)"
 	r"|(?P<to>to|кому|an|à|a|para|till|til|aan|do|vastaanottaja)"
 	r"|(?P<subject>subject|тема|betreff|objet|asunto|ämne|emne|onderwerp|oggetto|temat|aihe|assunto)"
 	r"|(?P<cc>cc|копия|kopie|copie|kopia)"
 	r")[ \t]*[*_]*[ \t]*[:：]",
 	re.I,
 )
+_DIGIT = re.compile(r"\d")
 _HEADER_REACH = 12  # lines an Outlook header block may span
 _SEPARATOR = re.compile(
 	r"\s*(?:-{2,}\s*(?:original message|forwarded message|исходное сообщение|пересылаемое сообщение|"
 	r"пересланное сообщение|ursprüngliche nachricht|weitergeleitete nachricht|message d'origine|"
 	r"message transféré|mensaje original|mensaje reenviado|messaggio originale|messaggio inoltrato|"
 	r"oorspronkelijk bericht|doorgestuurd bericht|originalmeddelande|alkuperäinen viesti|"
-	r"oryginalna wiadomość)\s*-{2,}"
+	r"oryginalna wiadomość|оригинальное сообщение|исходное письмо|пересылаемое письмо|original-nachricht|"
+	r"message original|mensagem original|mensagem encaminhada)\s*-{2,}"
 	r"|(?:begin forwarded message|начало переадресованного сообщения|anfang der weitergeleiteten nachricht)\s*[:：])"
 	r"\s*$",
 	re.I,
 )
-_RULE = re.compile(r"\s*_{10,}\s*$")  # Outlook's line above its header block
-_SIGNATURE_REACH = 12  # lines a signature below the quote may take
-_ATTRIBUTION_GAP = 3  # blank lines allowed between an attribution and its quote
+_RULE = re.compile(r"\s*(?:_{10,}|-{10,})\s*$")  # Outlook's line above its header block
+# What may follow the quote: a "-- " signature, a rule above a list footer or a gateway's
+# disclaimer, or such a footer's first line.
+_FOOTER = re.compile(r"\s*(?:--|[-_=*~]{3,})\s*$")
+# A footer without a rule opens the way boilerplate does and says what it is early on, so
+# that an answer below the quote ("The X200, keep it confidential") is not taken for one.
+_FOOTER_OPENER = re.compile(
+	r"[\s*\[(]*(?:confidentiality|disclaimer|notice|important|this (?:e-?mail|message|communication)|"
+	r"you received this|to unsubscribe|unsubscribe|mailing list|внимание|это (?:письмо|сообщение)|"
+	r"данное (?:письмо|сообщение)|настоящее (?:письмо|сообщение)|вы получили|отписаться|рассылка|"
+	r"diese (?:e-?mail|nachricht)|hinweis|ce (?:message|courriel|e-?mail)|avis|este (?:mensaje|correo)|aviso)",
+	re.I,
+)
+_FOOTER_WORDS = re.compile(
+	r"unsubscribe|mailing list|you received this|confidential|disclaimer|intended (?:only )?for|"
+	r"отписаться|рассылк|получили это|конфиденциальн|vertraulich|abmelden|mailingliste|confidentiel|"
+	r"désabonner|désinscri|confidencial|darse de baja|suscripción",
+	re.I,
+)
+_FOOTER_WORDS_REACH = 200
+_FOOTER_REACH = 12  # lines a signature or footer below the quote may take
+_ATTRIBUTION_GAP = 6  # blank lines allowed between an attribution and its quote
+_ATTRIBUTION_LINES = 3  # lines a client may wrap an attribution over
 
 
 def _attribution(line: str, strict: bool) -> bool:
@@ -100,35 +122,41 @@ class _Lines:
 			self.next_text[i] = i if not self.blank[i] else self.next_text[i + 1]
 
 	def attribution_end(self, i: int) -> int | None:
-		"""Last line of a strict attribution starting at line i (wrapped over two at most)."""
+		"""Last line of a strict attribution starting at line i, which clients wrap over a few
+		lines (Gmail after the "<" or before "wrote:"); the time must be on its first line."""
 		if _attribution(self.lines[i], strict=True):
 			return i
-		j = i + 1
-		if (
-			j < len(self.lines)
-			and not self.blank[j]
-			and _TIME.search(self.lines[i])
-			and not self.lines[i].rstrip().endswith((":", "："))
-			and not _attribution(self.lines[j], strict=True)
-			and _attribution(_joined(self.lines[i], self.lines[j]), strict=True)
-		):
-			return j
+		if not _TIME.search(self.lines[i][:_ATTRIBUTION_MAX]):
+			return None
+		joined = self.lines[i]
+		for j in range(i + 1, min(len(self.lines), i + _ATTRIBUTION_LINES)):
+			if self.blank[j] or joined.rstrip().endswith((":", "：")) or len(joined) > _ATTRIBUTION_MAX:
+				return None
+			if _attribution(self.lines[j], strict=True):
+				return None
+			joined = _joined(joined, self.lines[j])
+			if _attribution(joined, strict=True):
+				return j
 		return None
 
 	def header_block(self, i: int) -> bool:
-		"""An Outlook "From: / Sent: / To: / Subject:" block starts at line i."""
+		"""An Outlook header block starts at line i: "From:" or "Sent:"/"Date:" first (Hotmail and
+		Outlook on the web put the date first), each field once, and a date with digits in it, so
+		that prose such as "From: the warehouse" does not pass."""
 		found = _HEADER.match(self.lines[i])
-		if found is None or found.lastgroup != "sender":
+		if found is None or found.lastgroup not in ("sender", "date"):
 			return False
 		seen: set[str] = set()
-		for j in range(i + 1, min(len(self.lines), i + _HEADER_REACH)):
+		for j in range(i, min(len(self.lines), i + _HEADER_REACH)):
 			if self.blank[j]:
 				continue
 			found = _HEADER.match(self.lines[j])
-			if found is None or found.lastgroup == "sender":
+			if found is None or found.lastgroup in seen:
+				return False
+			if found.lastgroup == "date" and not _DIGIT.search(self.lines[j], found.end()):
 				return False
 			seen.add(found.lastgroup or "")
-			if "date" in seen and seen & {"to", "subject"}:
+			if {"sender", "date"} <= seen and seen & {"to", "subject"}:
 				return True
 		return False
 
@@ -143,19 +171,22 @@ class _Lines:
 			return True
 		return bool(_RULE.match(self.lines[i])) and self.header_block(after)
 
-	def signature_start(self) -> int:
-		"""First line of a "-- " signature below everything quoted, or the line count."""
+	def footer_start(self) -> int:
+		"""First line of a signature or footer below everything quoted, or the line count."""
 		start = len(self.lines)
-		for k in range(len(self.lines) - 1, max(-1, len(self.lines) - 1 - _SIGNATURE_REACH), -1):
+		for k in range(len(self.lines) - 1, max(-1, len(self.lines) - 1 - _FOOTER_REACH), -1):
 			if self.quoted[k]:
 				break
-			if self.lines[k].strip() == "--":
+			line = self.lines[k]
+			if _FOOTER.match(line) or (
+				_FOOTER_OPENER.match(line) and _FOOTER_WORDS.search(line, 0, _FOOTER_WORDS_REACH)
+			):
 				start = k
 		return start
 
 	def trailing_quote(self) -> int | None:
 		"""Start of the quoted block that runs to the end (a signature may follow it)."""
-		k = self.signature_start() - 1
+		k = self.footer_start() - 1
 		while k >= 0 and self.blank[k]:
 			k -= 1
 		if k < 0 or not self.quoted[k]:
@@ -172,11 +203,16 @@ class _Lines:
 		p = start - 1
 		while p >= 0 and self.blank[p] and start - p <= _ATTRIBUTION_GAP:
 			p -= 1
-		if p < 0 or self.blank[p] or not (self.hinted[p] or _attribution(self.lines[p], strict=False)):
+		if p < 0 or self.blank[p]:
 			return start
-		if p > 0 and not self.blank[p - 1] and self.attribution_end(p - 1) == p:
-			return p - 1
-		return p
+		if _attribution(self.lines[p], strict=True):
+			return p
+		for k in range(p - 1, max(-1, p - _ATTRIBUTION_LINES), -1):
+			if self.blank[k]:
+				break
+			if self.attribution_end(k) == p:
+				return k
+		return p if self.hinted[p] or _attribution(self.lines[p], strict=False) else start
 
 	def quote_start(self, unquoted_history: bool) -> int | None:
 		"""Index of the line where the quoted history starts, or None.
