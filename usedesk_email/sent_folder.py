@@ -102,11 +102,12 @@ def due() -> list[str]:
 	"""Replies whose client letter waits for another try at the Sent folder."""
 	return frappe.get_all(
 		LEDGER,
-		filters={
-			"direction": "Outgoing",
-			"appended_to_sent": 0,
-			"sent_retry_at": ("<=", now_datetime()),
-		},
+		filters=[
+			["direction", "=", "Outgoing"],
+			["appended_to_sent", "=", 0],
+			["sent_retry_at", "is", "set"],  # Frappe compares an empty date as 0001-01-01
+			["sent_retry_at", "<=", now_datetime()],
+		],
 		pluck="communication",
 		distinct=True,
 	)

@@ -26,7 +26,12 @@ class TestSentFolder(ReplyFixture):
 		]
 
 	def client_row(self, communication: str):
-		return self.rows(communication)["client@example.org"]
+		return frappe.db.get_value(
+			LEDGER,
+			{"communication": communication, "recipient": "client@example.org"},
+			["message_id", "appended_to_sent", "sent_retry_at"],
+			as_dict=True,
+		)
 
 	def channel_value(self, field: str):
 		return frappe.db.get_value("Email Channel", self.channel.name, field)
@@ -37,14 +42,11 @@ class TestSentFolder(ReplyFixture):
 
 		sent = self.sent()
 		self.assertEqual(len(sent), 1, "the client's letter only: not the CC's, not the BCC copy")
-		self.assertEqual(sent[0]["Message-ID"], self.client_row(answer["communication"]).message_id)
+		row = self.client_row(answer["communication"])
+		self.assertEqual(sent[0]["Message-ID"], f"<{row.message_id}>")
 		self.assertEqual(sent[0]["To"], "client@example.org")
 		self.assertEqual(list(self.dovecot.flags(self.box.user, "Sent").values()), [{SEEN}])
-		self.assertTrue(
-			frappe.db.get_value(
-				LEDGER, {"message_id": sent[0]["Message-ID"], "direction": "Outgoing"}, "appended_to_sent"
-			)
-		)
+		self.assertTrue(frappe.db.get_value(LEDGER, {"message_id": row.message_id}, "appended_to_sent"))
 		self.assertEqual(len(self.smtp.deliveries), 3, "the sending itself is unchanged")
 		self.assertFalse(self.channel_value("sent_error"))
 
@@ -107,12 +109,24 @@ class TestSentFolder(ReplyFixture):
 
 	def test_a_connection_failure_is_retried_later(self):
 		self.dovecot.create_folder(self.box.user, "Sent")
+		port = self.channel_value("imap_port")
 		frappe.db.set_value("Email Channel", self.channel.name, "imap_port", free_port())
 		frappe.db.commit()
 		answer = self.reply_as(self.agent, "<p>Answer.</p>")
 		self.assertIn("will try again", self.channel_value("sent_error"))
 		self.assertFalse(frappe.db.get_value("Ticket", self.ticket, "delivery_problem"))
-		self.assertFalse(self.client_row(answer["communication"]).appended_to_sent)
+		row = self.client_row(answer["communication"])
+		self.assertFalse(row.appended_to_sent)
+		self.assertNotIn(answer["communication"], due(), "not before its delay")
+
+		frappe.db.set_value(LEDGER, {"message_id": row.message_id}, "sent_retry_at", "2000-01-01 00:00:00")
+		frappe.db.set_value("Email Channel", self.channel.name, "imap_port", port)
+		frappe.db.commit()
+		self.assertIn(answer["communication"], due())
+		send_communication(answer["communication"])  # what the scheduler's retry_due enqueues
+		self.assertEqual(len(self.sent()), 1)
+		self.assertEqual(len(self.smtp.deliveries), 3, "no letter sent again")
+		self.assertNotIn(answer["communication"], due())
 
 	def test_internal_outgoing_appends_nothing(self):
 		self.dovecot.create_folder(self.box.user, "Sent")
