@@ -27,6 +27,7 @@ from usedesk_email.mail.imap_session import (
 	FetchedMessage,
 	ImapSession,
 	ImapSettings,
+	append_to_sent,
 	check_connection,
 	plan_batches,
 )
@@ -546,4 +547,39 @@ def test_check_connection_reports_counts_and_changes_nothing(mailbox):
 	assert (report.messages, report.unseen) == (5, 3)
 	assert report.uidvalidity == mailbox.server.uidvalidity(mailbox.user)
 	assert "IMAP4REV1" in report.capabilities
+	assert report.sent_folder is None, "no folder is marked \\Sent yet"
 	assert mailbox.server.flags(mailbox.user) == before
+
+
+# -- saving sent letters to the Sent folder ---------------------------------------------
+
+
+def test_sent_folder_is_found_by_its_special_use_attribute_and_the_letter_appended_read(mailbox):
+	mailbox.server.create_folder(mailbox.user, "Sent")
+	mailbox.server.create_folder(mailbox.user, "Archive")
+	with ImapSession(settings_for(mailbox)) as session:
+		assert session.sent_folder() == "Sent"
+		assert {"INBOX", "Sent", "Archive"} <= set(session.list_folder_names())
+
+	assert append_to_sent(settings_for(mailbox), make_message(1), folder="Archive") == "Sent"
+
+	assert mailbox.server.messages(mailbox.user, "Sent") == [make_message(1)]
+	assert list(mailbox.server.flags(mailbox.user, "Sent").values()) == [{SEEN}]
+	assert mailbox.server.messages(mailbox.user, "Archive") == []
+	assert check_connection(settings_for(mailbox)).sent_folder == "Sent"
+
+
+def test_without_a_special_use_sent_folder_the_given_folder_is_used(mailbox):
+	mailbox.server.create_folder(mailbox.user, "Gesendet")
+	with ImapSession(settings_for(mailbox)) as session:
+		assert session.sent_folder() is None, "a folder is not Sent by its name"
+
+	assert append_to_sent(settings_for(mailbox), make_message(2), folder="Gesendet") == "Gesendet"
+	assert list(mailbox.server.flags(mailbox.user, "Gesendet").values()) == [{SEEN}]
+
+
+def test_no_sent_folder_at_all_is_a_config_error_and_a_missing_one_a_protocol_error(mailbox):
+	with pytest.raises(ConfigError, match="Sent"):
+		append_to_sent(settings_for(mailbox), make_message(3))
+	with pytest.raises(ProtocolError, match="Nowhere"):
+		append_to_sent(settings_for(mailbox), make_message(3), folder="Nowhere")

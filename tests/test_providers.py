@@ -3,7 +3,7 @@
 import pytest
 
 from usedesk_email.mail.errors import ConfigError
-from usedesk_email.mail.providers import default_port, preset_for
+from usedesk_email.mail.providers import default_port, preset_for, saves_sent
 
 
 @pytest.mark.parametrize(
@@ -99,3 +99,11 @@ def test_icloud_and_office365_endpoints():
 def test_default_port_refuses_unknown_values(protocol, security):
 	with pytest.raises(ConfigError):
 		default_port(security, protocol)
+
+
+def test_providers_that_file_sent_mail_themselves_are_known_by_their_smtp_host():
+	assert saves_sent("smtp.gmail.com").name == "Gmail"
+	assert saves_sent(" SMTP.office365.com. ").name == "Outlook / Office 365"
+	assert saves_sent("smtp.mail.ru") is None, "Mail.ru: not known to save what SMTP sent"
+	assert saves_sent("mail.shop.example") is None
+	assert saves_sent("") is None

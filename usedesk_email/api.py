@@ -40,6 +40,15 @@ def provider_preset(address: str | None = None, office365: bool = False) -> dict
 
 
 @frappe.whitelist()
+def saves_sent(smtp_host: str | None = None, outgoing_type: str | None = None) -> str | None:
+	"""The provider that files sent mail itself, for the channel form's note on the Sent folder."""
+	if outgoing_type == "Office 365":
+		return providers.OFFICE_365.name
+	preset = providers.saves_sent(smtp_host or "")
+	return preset.name if preset else None
+
+
+@frappe.whitelist()
 def get_count(doctype: str, filters=None, debug: bool = False, cache: bool = False) -> int:
 	"""Frappe 15's `frappe.client.get_count` counts without a permission check, filters and all.
 

@@ -4,6 +4,7 @@ import frappe
 from frappe import _
 from frappe.email.doctype.email_account.email_account import EmailAccount
 
+from usedesk_email import sent_folder
 from usedesk_email.channel_config import ca_file, imap_settings, smtp_settings
 from usedesk_email.mail import imap_session, smtp_sender
 from usedesk_email.mail.errors import MailError, redact
@@ -88,9 +89,10 @@ def describe_imap(channel, ca: str | None, sent: list[str]) -> str:
 	settings = imap_settings(channel, ca)
 	sent += [settings.password, settings.oauth2_token or ""]
 	report = imap_session.check_connection(settings)
-	return _("Logged in; the Inbox has {0} messages, {1} unread (UIDVALIDITY {2}).").format(
+	message = _("Logged in; the Inbox has {0} messages, {1} unread (UIDVALIDITY {2}).").format(
 		report.messages, report.unseen, report.uidvalidity
 	)
+	return " ".join(filter(None, [message, sent_folder.describe(channel, report)]))
 
 
 def describe_smtp(channel, ca: str | None, sent: list[str]) -> str:

@@ -28,6 +28,8 @@ from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.oauth import with_fresh_token
 from usedesk_email.participants import split_lines
 from usedesk_email.rows import from_text, insert_plain
+from usedesk_email.sent_folder import due as due_for_sent_folder
+from usedesk_email.sent_folder import save_to_sent
 
 SEND_QUEUE = "short"
 RETRY_MINUTES = (1, 5, 15, 60, 180, 360)  # after the last one a temporary failure is final
@@ -77,6 +79,7 @@ def send_communication(communication: str) -> None:
 		elif rows:
 			send_over_smtp(channel, rows)
 		record_status(comm.name, str(ticket.name))
+		save_to_sent(channel, comm.name)  # after the letters are out; failures go to the channel
 	finally:
 		frappe.db.sql("SELECT RELEASE_LOCK(%s)", lock)
 
@@ -511,8 +514,8 @@ def record_problem(ticket: str) -> None:
 
 
 def retry_due() -> None:
-	"""Scheduler, every minute: send again what is due."""
-	for communication in due_replies():
+	"""Scheduler, every minute: send again what is due, and try the Sent folder again."""
+	for communication in {*due_replies(), *due_for_sent_folder()}:
 		enqueue_send(communication)
 
 

@@ -44,6 +44,7 @@ from usedesk_email.mail.errors import (
 
 SECURITIES = ("ssl", "starttls", "none")
 SEEN = b"\\Seen"
+SENT = b"\\Sent"  # RFC 6154 SPECIAL-USE attribute of the folder that keeps sent mail
 DEFAULT_BATCH_SIZE = 50
 DEFAULT_BATCH_BYTES = 25 * 1024 * 1024
 DEFAULT_TIME_BUDGET = 240.0
@@ -140,6 +141,7 @@ class ConnectionReport:
 	messages: int
 	unseen: int
 	capabilities: tuple[str, ...]
+	sent_folder: str | None = None  # the folder the server marks \\Sent, if any
 
 
 class _TLSWithConnectTimeout(imap_tls.IMAP4_TLS):
@@ -302,6 +304,29 @@ class ImapSession:
 			with self._guard("marking messages read"):
 				self._require_client().add_flags(window, [SEEN], silent=True)
 
+	def folders(self) -> list[tuple[str, tuple[str, ...]]]:
+		"""Every folder's name with its LIST attributes (``\\Sent``, ``\\Noselect``...)."""
+		with self._guard("listing folders"):
+			listed = self._require_client().list_folders()
+		return [(_text(name), tuple(_text(flag) for flag in flags)) for flags, _delimiter, name in listed]
+
+	def list_folder_names(self) -> list[str]:
+		"""Folders that can hold messages, for the admin to pick the Sent folder from."""
+		return sorted(name for name, flags in self.folders() if "\\Noselect" not in flags)
+
+	def sent_folder(self) -> str | None:
+		"""The folder the server marks ``\\Sent`` (SPECIAL-USE); no guessing by name, since a
+		folder merely called "Sent" may not be the one the mail clients use."""
+		for name, flags in self.folders():
+			if _text(SENT).lower() in (flag.lower() for flag in flags):
+				return name
+		return None
+
+	def append(self, folder: str, raw: bytes, flags: Iterable[bytes] = (SEEN,)) -> None:
+		"""Store a message in the folder (APPEND), read by default: what was sent is not news."""
+		with self._guard(f"saving a message to folder {folder!r}"):
+			self._require_client().append(folder, raw, flags=tuple(flags))
+
 	def _starttls(self, context: ssl.SSLContext) -> None:
 		"""Upgrade to TLS, refusing to go on (and send the login) when the server won't."""
 		with self._guard("checking STARTTLS", protocol_error=TLSError):
@@ -400,7 +425,21 @@ def check_connection(settings: ImapSettings) -> ConnectionReport:
 			messages=session.exists,
 			unseen=len(session.unseen_uids()),
 			capabilities=session.capabilities(),
+			sent_folder=session.sent_folder(),
 		)
+
+
+def append_to_sent(settings: ImapSettings, raw: bytes, folder: str | None = None) -> str:
+	"""Save a sent letter, read, to the server's ``\\Sent`` folder, else to ``folder``;
+	returns the folder used. Without either it raises ConfigError and appends nothing."""
+	with ImapSession(settings) as session:
+		target = session.sent_folder() or (folder or "").strip()
+		if not target:
+			raise ConfigError(
+				f"IMAP {settings.address}: the server marks no folder as Sent; choose the Sent folder"
+			)
+		session.append(target, raw)
+		return target
 
 
 def _ssl_context(settings: ImapSettings) -> ssl.SSLContext:

@@ -16,16 +16,24 @@ class ProviderPreset:
 	name: str
 	imap: Endpoint
 	smtp: Endpoint
+	# The provider itself files what its SMTP server accepted into the Sent folder: the
+	# channel must not append a second copy.
+	saves_sent: bool = False
 
 
 # Microsoft's servers: also what an "Office 365" connection uses whatever the address.
 OFFICE_365 = ProviderPreset(
-	"Outlook / Office 365", ("outlook.office365.com", 993, "ssl"), ("smtp.office365.com", 587, "starttls")
+	"Outlook / Office 365",
+	("outlook.office365.com", 993, "ssl"),
+	("smtp.office365.com", 587, "starttls"),
+	saves_sent=True,
 )
 
 _PRESETS = (
 	(
-		ProviderPreset("Gmail", ("imap.gmail.com", 993, "ssl"), ("smtp.gmail.com", 465, "ssl")),
+		ProviderPreset(
+			"Gmail", ("imap.gmail.com", 993, "ssl"), ("smtp.gmail.com", 465, "ssl"), saves_sent=True
+		),
 		("gmail.com", "googlemail.com"),
 	),
 	(
@@ -98,3 +106,12 @@ def default_port(security: str, protocol: str) -> int:
 		return _DEFAULT_PORTS[protocol][security.strip().lower()]
 	except (KeyError, AttributeError):
 		raise ConfigError(f"no usual port for {protocol!r} with encryption {security!r}") from None
+
+
+def saves_sent(smtp_host: str) -> ProviderPreset | None:
+	"""The provider whose SMTP server this is when it files sent mail itself, else None."""
+	host = (smtp_host or "").strip().lower().rstrip(".")
+	for preset, _domains in _PRESETS:
+		if preset.saves_sent and preset.smtp[0] == host:
+			return preset
+	return None

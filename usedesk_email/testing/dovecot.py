@@ -270,13 +270,13 @@ class DovecotServer:
 		target = maildir / "cur" / f"{name}:2,S" if seen else maildir / "new" / name
 		os.rename(temporary, target)
 
-	def flags(self, user: str) -> dict[int, set[str]]:
+	def flags(self, user: str, folder: str = "INBOX") -> dict[int, set[str]]:
 		"""Each message's flags by UID, read over a fresh IMAP connection (EXAMINE, read-only).
 
 		``\\Recent`` is left out: it only says which session saw a message first.
 		"""
 		with self._client(user) as client:
-			info = client.select_folder("INBOX", readonly=True)
+			info = client.select_folder(folder, readonly=True)
 			if not info.get(b"EXISTS"):
 				return {}
 			response = client.fetch("1:*", ["FLAGS"])
@@ -285,6 +285,19 @@ class DovecotServer:
 			for uid, data in response.items()
 			if b"FLAGS" in data
 		}
+
+	def create_folder(self, user: str, folder: str) -> None:
+		"""A folder in the user's mailbox ("Sent" gets the \\Sent attribute, see the config)."""
+		with self._client(user) as client:
+			client.create_folder(folder)
+
+	def messages(self, user: str, folder: str) -> list[bytes]:
+		"""The whole messages of a folder, in UID order (read-only)."""
+		with self._client(user) as client:
+			if not client.select_folder(folder, readonly=True).get(b"EXISTS"):
+				return []
+			response = client.fetch("1:*", ["BODY.PEEK[]"])
+		return [response[uid][b"BODY[]"] for uid in sorted(response)]
 
 	def uidvalidity(self, user: str) -> int:
 		with self._client(user) as client:
@@ -468,6 +481,15 @@ auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 
 mail_location = maildir:{root / "mail"}/%u/Maildir
+# A folder named Sent carries the SPECIAL-USE \\Sent attribute once a test creates it
+# (auto = no: a mailbox without one stands for a server that marks no Sent folder).
+namespace inbox {{
+  inbox = yes
+  mailbox Sent {{
+    auto = no
+    special_use = \\Sent
+  }}
+}}
 mail_uid = {self._uid}
 mail_gid = {self._gid}
 first_valid_uid = {self._uid}

@@ -10,6 +10,7 @@ frappe.ui.form.on("Email Channel", {
 	refresh(frm) {
 		frm.trigger("show_health");
 		frm.trigger("secret_button");
+		frm.trigger("sent_folder_note");
 		if (frm.is_new()) return;
 		if (frm.doc.internal_address) {
 			frm.add_custom_button(__("Copy Internal Address"), () =>
@@ -39,6 +40,67 @@ frappe.ui.form.on("Email Channel", {
 
 	outgoing_type(frm) {
 		if (frm.doc.outgoing_type === "Office 365") frm.trigger("apply_office365");
+		frm.trigger("sent_folder_note");
+	},
+
+	smtp_host(frm) {
+		frm.trigger("sent_folder_note");
+	},
+
+	sent_folder_note(frm) {
+		// Gmail and Office 365 file what their SMTP server sent: a new channel starts off there.
+		frappe
+			.xcall("usedesk_email.api.saves_sent", {
+				smtp_host: frm.doc.smtp_host || "",
+				outgoing_type: frm.doc.outgoing_type || "",
+			})
+			.then((provider) => {
+				const field = frm.get_field("save_to_sent");
+				if (!field) return;
+				field.set_new_description(
+					provider
+						? __(
+								"{0} saves what its SMTP server sent to the Sent folder itself: leave this off, or every reply appears twice.",
+								[provider]
+						  )
+						: ""
+				);
+				if (provider && frm.is_new()) frm.set_value("save_to_sent", 0);
+			});
+	},
+
+	load_sent_folders(frm) {
+		frm.call({ method: "sent_folders", doc: frm.doc, freeze: true, freeze_message: __("Connecting...") }).then(
+			(r) => {
+				const { folders, sent } = r.message;
+				const dialog = new frappe.ui.Dialog({
+					title: __("Sent Folder"),
+					fields: [
+						{
+							fieldtype: "HTML",
+							options: `<p>${frappe.utils.escape_html(
+								sent
+									? __("The server marks {0} as its Sent folder; it is used whatever you choose here.", [sent])
+									: __("The server marks no folder as Sent: choose the one your mail clients use.")
+							)}</p>`,
+						},
+						{
+							fieldname: "folder",
+							fieldtype: "Select",
+							label: __("Folder"),
+							options: folders,
+							default: frm.doc.sent_folder || sent || "",
+						},
+					],
+					primary_action_label: __("Use"),
+					primary_action({ folder }) {
+						frm.set_value("sent_folder", folder);
+						dialog.hide();
+					},
+				});
+				dialog.show();
+			}
+		);
 	},
 
 	secret_button(frm) {
@@ -75,7 +137,9 @@ frappe.ui.form.on("Email Channel", {
 
 	show_health(frm) {
 		if (frm.is_new() || !["External", "Office 365"].includes(frm.doc.incoming_type)) return;
-		if (frm.doc.consecutive_failures) {
+		if (frm.doc.sent_error && !frm.doc.consecutive_failures) {
+			frm.dashboard.set_headline_alert(frappe.utils.escape_html(frm.doc.sent_error), "orange");
+		} else if (frm.doc.consecutive_failures) {
 			frm.dashboard.set_headline_alert(
 				`${__("Failing")} (${frm.doc.consecutive_failures}): ${frappe.utils.escape_html(
 					frm.doc.last_error || ""

@@ -22,9 +22,11 @@ from usedesk_email.channel_config import (
 )
 from usedesk_email.connection_check import check_channel
 from usedesk_email.mail import providers
+from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.providers import default_port, preset_for
 from usedesk_email.oauth import OFFICE_365
 from usedesk_email.poll import enqueue_poll
+from usedesk_email.sent_folder import default_off, folder_names
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import inbound_domain
 
 OWN_SERVER = ("External", OFFICE_365)  # connections with a host, port and encryption of their own
@@ -35,6 +37,7 @@ class EmailChannel(Document):
 	def validate(self):
 		self.normalise_addresses()
 		self.apply_provider_presets()
+		self.default_save_to_sent()
 		self.propose_ports()
 		self.validate_required_for_types()
 		self.validate_ports()
@@ -66,6 +69,12 @@ class EmailChannel(Document):
 		if self.outgoing_type in OWN_SERVER and not self.smtp_host:
 			self.smtp_host, self.smtp_port, security = preset.smtp
 			self.smtp_encryption = ENCRYPTION[security]
+
+	def default_save_to_sent(self):
+		"""A new channel starts with Sent-folder saving off where it would do nothing or make
+		a second copy (Internal outgoing, providers that file sent mail themselves)."""
+		if self.is_new() and default_off(self):
+			self.save_to_sent = 0
 
 	def propose_ports(self):
 		if self.incoming_type in OWN_SERVER and not self.imap_port:
@@ -177,6 +186,15 @@ class EmailChannel(Document):
 	def test_connection(self) -> dict:
 		self.check_permission("write")  # managers only; agents may not log in to mailboxes
 		return check_channel(self)
+
+	@frappe.whitelist()
+	def sent_folders(self) -> dict:
+		"""The mailbox's folders for the Sent Folder field, and the one the server marks Sent."""
+		self.check_permission("write")  # managers only; agents may not log in to mailboxes
+		try:
+			return folder_names(self)
+		except MailError as error:
+			frappe.throw(str(error), title=_("Could not list the folders"))
 
 	@frappe.whitelist()
 	def authorize(self) -> str:
