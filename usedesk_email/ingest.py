@@ -314,13 +314,33 @@ def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str], 
 	values = communication_update(ticket.status, ticket.first_response_at, comm)
 	if ticket.get("is_new"):
 		values.pop("last_message_at", None)  # written with the ticket
+	elif values:
+		# A client's message changes the ticket: an open form must not save over it unawares.
+		values["modified"] = now_datetime()
 	if values:
 		update_row("Ticket", ticket.name, **values)
+		if not ticket.get("is_new"):
+			ticket_changed(ticket.name, values["modified"])
 	comm.run_method("after_insert")  # the desk's live timeline, and other apps' hooks
 	pending_links().extend(
 		{"parent": name, "parenttype": "Communication", "parentfield": "timeline_links"}
 		| {"idx": idx, "link_doctype": doctype, "link_name": link_name}
 		for idx, (doctype, link_name) in enumerate(links, 1)
+	)
+
+
+def ticket_changed(name: str, modified) -> None:
+	"""What Frappe's notify_update says of a saved document: open forms learn they are stale
+	(and refuse to save over the change), the Ticket list refreshes."""
+	frappe.publish_realtime(
+		"doc_update",
+		{"modified": modified, "doctype": "Ticket", "name": name},
+		doctype="Ticket",
+		docname=name,
+		after_commit=True,
+	)
+	frappe.publish_realtime(
+		"list_update", {"doctype": "Ticket", "name": name, "user": frappe.session.user}, after_commit=True
 	)
 
 

@@ -475,3 +475,22 @@ class TestMailOwnership(FrappeTestCase):
 			self.assertEqual(
 				frappe.db.get_value("Communication", result.communication, "owner"), "owner@example.org"
 			)
+
+
+class TestStaleForm(FrappeTestCase):
+	def test_a_form_opened_before_a_clients_reopen_cannot_save_over_it(self):
+		channel = make_channel(f"stale {frappe.generate_hash(length=6)}")
+		first = ingest_raw(channel, mail("Kettle", sender="c@example.org", message_id="s1@example.org"), "t")
+		frappe.db.set_value("Ticket", first.ticket, "status", "Replied")
+		frappe.db.commit()
+		form = frappe.get_doc("Ticket", first.ticket)  # what the agent's browser holds
+		reply = mail(
+			"Re: Kettle", sender="c@example.org", message_id="s2@example.org", in_reply_to="s1@example.org"
+		)
+		self.assertEqual(ingest_raw(channel, reply, "t").ticket, first.ticket)
+		fresh = frappe.get_doc("Ticket", first.ticket)
+		self.assertEqual(fresh.status, "Open")
+		self.assertGreater(fresh.modified, form.modified, "Last Updated On follows the client's message")
+		form.cc_addresses = "colleague@example.org"
+		with self.assertRaises(frappe.TimestampMismatchError):
+			form.save()
