@@ -198,7 +198,7 @@ def phase_floor(args) -> dict:
 
 
 def phase_app(args) -> dict:
-	from usedesk_email.poll import poll_channel
+	from usedesk_email.inbound.poll import poll_channel
 
 	start_rss, q0, start = rss_mb(), questions(), time.perf_counter()
 	runs, stored = [], 0
@@ -247,7 +247,7 @@ def phase_frappe(args) -> dict:
 
 
 def phase_send(args) -> dict:
-	from usedesk_email.outgoing import send_communication
+	from usedesk_email.outbound.delivery import send_communication
 
 	names = json.loads(args.communications)
 	start_rss, q0, start = rss_mb(), questions(), time.perf_counter()
@@ -299,7 +299,7 @@ def run_child(phase: str, **values) -> dict:
 
 
 def make_channel(server, box, name: str, **values):
-	from usedesk_email.usedesk_email.test_support import dovecot_channel
+	from usedesk_email.testing.desk import dovecot_channel
 
 	return dovecot_channel(server, box, name, imap_email="support@shop.example", **values)
 
@@ -338,7 +338,7 @@ def store_tickets(channel: str, count: int) -> None:
 	"""Bulk rows as ingestion leaves them: a ticket, its ledger row and its Communication."""
 	from frappe.utils import now_datetime
 
-	from usedesk_email.ingest import dedupe_key
+	from usedesk_email.inbound.store import dedupe_key
 
 	now = now_datetime()
 	stamp = {"creation": now, "modified": now, "owner": "Administrator", "modified_by": "Administrator"}
@@ -390,8 +390,8 @@ def bulk(doctype: str, rows: list[dict]) -> None:
 
 
 def prepare_replies(server, box, smtp, count: int, recipients: int) -> list[str]:
-	from usedesk_email.ingest_batch import ingest_raw
-	from usedesk_email.replies import create_reply
+	from usedesk_email.inbound.batch import ingest_raw
+	from usedesk_email.outbound.replies import create_reply
 
 	channel = make_channel(
 		server,
@@ -465,7 +465,7 @@ def main() -> None:
 		args.port = int(args.port) if args.port else None
 		return child(args)
 
-	from usedesk_email.poll import poll_channel
+	from usedesk_email.inbound.poll import poll_channel
 	from usedesk_email.testing.dovecot import DovecotServer
 	from usedesk_email.testing.smtp_server import SmtpTestServer
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from usedesk_email.postfix_config import (
+from usedesk_email.inbound.postfix_config import (
 	PostfixSetup,
 	config_block,
 	main_cf,

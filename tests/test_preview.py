@@ -3,10 +3,11 @@
 import re
 
 from usedesk_email.mail.preview import main
+from usedesk_email.testing.demo import main as demo
 
 
 def test_demo_shows_the_tickets_and_changes_nothing(capsys):
-	assert main(["--demo"]) == 0
+	assert demo() == 0
 	out = capsys.readouterr().out
 	assert "6 messages, 5 unread" in out
 	lines = {int(m.group(1)): m.group(2) for m in re.finditer(r"UID\s+(\d+)\s+(.*)", out)}

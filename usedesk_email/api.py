@@ -5,14 +5,15 @@ from frappe import _
 from frappe.rate_limiter import rate_limit
 from frappe.utils import cint, split_emails
 
-from usedesk_email import outgoing, replies
-from usedesk_email.channel_config import ENCRYPTION
+from usedesk_email.channel.config import ENCRYPTION
+from usedesk_email.channel.kinds import OFFICE_365
 from usedesk_email.conversation import conversation as conversation_of
 from usedesk_email.conversation import start_conversation
-from usedesk_email.inbound import accept, summary
+from usedesk_email.inbound.endpoint import accept, summary
 from usedesk_email.mail import providers
 from usedesk_email.mail.providers import preset_for
 from usedesk_email.mail.routing import split_addresses
+from usedesk_email.outbound import delivery, replies
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import (
 	inbound_rate_limit,
 )
@@ -42,7 +43,7 @@ def provider_preset(address: str | None = None, office365: bool = False) -> dict
 @frappe.whitelist()
 def saves_sent(smtp_host: str | None = None, outgoing_type: str | None = None) -> str | None:
 	"""The provider that files sent mail itself, for the channel form's note on the Sent folder."""
-	if outgoing_type == "Office 365":
+	if outgoing_type == OFFICE_365:
 		return providers.OFFICE_365.name
 	preset = providers.saves_sent(smtp_host or "")
 	return preset.name if preset else None
@@ -211,9 +212,9 @@ def retry_sending(communication: str | None = None, ticket: str | int | None = N
 	if communication:
 		ticket = frappe.db.get_value("Communication", communication, "reference_name")
 	frappe.get_doc("Ticket", str(ticket)).check_permission("email")
-	replies_to_retry = [communication] if communication else outgoing.replies_with_problems(str(ticket))
+	replies_to_retry = [communication] if communication else delivery.replies_with_problems(str(ticket))
 	for name in replies_to_retry:
-		outgoing.retry_failed(name)
+		delivery.retry_failed(name)
 	return {"communications": replies_to_retry, "status": "Scheduled"}
 
 

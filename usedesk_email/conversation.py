@@ -7,11 +7,11 @@ accounts, so clients read a ticket here: by their permission on the ticket, noth
 import frappe
 from frappe import _
 
-from usedesk_email.ingest import LEDGER
+from usedesk_email.db import from_text
 from usedesk_email.mail.quote_split import parts_of
+from usedesk_email.outbound.replies import create_reply
 from usedesk_email.participants import parse_typed
-from usedesk_email.replies import create_reply
-from usedesk_email.rows import from_text
+from usedesk_email.usedesk_email.doctype.email_channel_message.email_channel_message import CHANNEL_MESSAGE
 
 MAX_LIMIT = 200
 LETTER_FIELDS = ["communication", "recipient", "bcc", "status", "attempts", "error", "modified"]
@@ -56,7 +56,7 @@ def conversation(ticket: str, start: int = 0, limit: int = 50) -> dict:
 		order_by="creation asc",
 	)
 	letters = frappe.get_all(
-		LEDGER,
+		CHANNEL_MESSAGE,
 		filters={"communication": ("in", names), "direction": "Outgoing"},
 		fields=LETTER_FIELDS,
 		order_by="creation asc",

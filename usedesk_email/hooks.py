@@ -15,21 +15,21 @@ before_install = "usedesk_email.install.ensure_roles"
 after_install = [
 	"usedesk_email.install.index_file_hashes",
 	"usedesk_email.install.grant_communication_read",
-	"usedesk_email.postfix.refresh_recipient_table",
+	"usedesk_email.inbound.postfix.refresh_recipient_table",
 ]
 after_migrate = [
 	"usedesk_email.install.ensure_roles",
 	"usedesk_email.install.index_file_hashes",
 	"usedesk_email.install.grant_communication_read",
-	"usedesk_email.postfix.refresh_recipient_table",
+	"usedesk_email.inbound.postfix.refresh_recipient_table",
 ]
 before_uninstall = "usedesk_email.uninstall.before_uninstall"
 after_uninstall = "usedesk_email.uninstall.after_uninstall"
 
 scheduler_events = {
 	"cron": {
-		"*/5 * * * *": ["usedesk_email.poll.enqueue_polls"],
-		"* * * * *": ["usedesk_email.outgoing.retry_due"],
+		"*/5 * * * *": ["usedesk_email.inbound.poll.enqueue_polls"],
+		"* * * * *": ["usedesk_email.outbound.delivery.retry_due"],
 	},
 }
 
@@ -37,16 +37,16 @@ has_permission = {"Communication": "usedesk_email.permissions.communication"}
 
 doc_events = {
 	"Communication": {
-		"after_insert": "usedesk_email.outgoing.queue_sending",
+		"after_insert": "usedesk_email.outbound.delivery.queue_sending",
 	},
 	# Postfix's table of the internal addresses it may accept (usedesk_email/postfix.py).
 	"Email Channel": {
-		"on_update": "usedesk_email.postfix.refresh_after_commit",
-		"on_trash": "usedesk_email.postfix.refresh_after_commit",
-		"after_rename": "usedesk_email.postfix.refresh_after_commit",
+		"on_update": "usedesk_email.inbound.postfix.refresh_after_commit",
+		"on_trash": "usedesk_email.inbound.postfix.refresh_after_commit",
+		"after_rename": "usedesk_email.inbound.postfix.refresh_after_commit",
 	},
 	"Email Channel Settings": {
-		"on_update": "usedesk_email.postfix.refresh_after_commit",
+		"on_update": "usedesk_email.inbound.postfix.refresh_after_commit",
 	},
 }
 

@@ -10,9 +10,9 @@ from email.utils import getaddresses
 import frappe
 from frappe import _
 
+from usedesk_email.db import update_row
 from usedesk_email.mail.addresses import normalize_email
 from usedesk_email.mail.errors import ComposeError
-from usedesk_email.rows import update_row
 
 # Participants a ticket keeps (each gets a letter per reply); a message itself keeps all its
 # recipients.
@@ -30,12 +30,10 @@ def normalised(addresses) -> list[str]:
 
 def add_participants(ticket: str, addresses: list[str], exclude: set[str] = frozenset()) -> list[str]:
 	"""Add what is new (not the client, not `exclude`) up to MAX_PARTICIPANTS; returns the added."""
-	rows = frappe.db.sql(
-		"SELECT client_email, cc_addresses FROM `tabTicket` WHERE name=%s FOR UPDATE", (ticket,)
-	)
-	if not rows:
+	row = frappe.db.get_value("Ticket", ticket, ["client_email", "cc_addresses"], for_update=True)
+	if not row:
 		return []
-	client, cc = rows[0]
+	client, cc = row
 	current = split_lines(cc)
 	skip = {*current, (client or "").strip().lower(), *exclude}
 	added = [a for a in normalised(addresses) if a not in skip][: max(0, MAX_PARTICIPANTS - len(current))]

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import click
 import frappe
+from frappe.query_builder.functions import Coalesce, Concat, Count
 
+from usedesk_email.inbound.postfix import recipients_path
+from usedesk_email.inbound.postfix_config import write_recipient_table
 from usedesk_email.install import FILE_HASH_INDEX, ROLES
-from usedesk_email.postfix import recipients_path
-from usedesk_email.postfix_config import write_recipient_table
 
 APP = "usedesk_email"
 TICKET = "Ticket"
@@ -90,29 +91,36 @@ def after_uninstall() -> None:
 
 def ticket_messages_count() -> dict:
 	comms = frappe.db.count("Communication", {"reference_doctype": TICKET})
-	files = frappe.db.sql(
-		"""SELECT COUNT(*) FROM `tabFile` WHERE attached_to_doctype IN %(app)s
-		OR (attached_to_doctype='Communication' AND attached_to_name IN
-			(SELECT name FROM `tabCommunication` WHERE reference_doctype=%(ticket)s))""",
-		{"app": CONVERSATION_DOCTYPES, "ticket": TICKET},
-	)[0][0]
+	file = frappe.qb.DocType("File")
+	files = frappe.qb.from_(file).select(Count("*")).where(conversation_files(file)).run()[0][0]
 	return {"communications": comms, "files": files}
+
+
+def conversation_files(file):
+	"""The condition on File that holds for the attachments of tickets and their messages."""
+	comm = frappe.qb.DocType("Communication")
+	ticket_messages = frappe.qb.from_(comm).select(comm.name).where(comm.reference_doctype == TICKET)
+	return file.attached_to_doctype.isin(CONVERSATION_DOCTYPES) | (
+		(file.attached_to_doctype == "Communication") & file.attached_to_name.isin(ticket_messages)
+	)
 
 
 def unlink_ticket_messages(doctypes: list[str]) -> None:
 	"""Before the reference is cleared: the ticket's token joins the subject (searchable in
 	the Communication list), and Linked becomes Closed, since a person answered them there."""
-	frappe.db.sql(
-		"""UPDATE `tabCommunication`
-		SET subject = CONCAT(COALESCE(subject, ''), ' [UD#', reference_name, ']')
-		WHERE reference_doctype=%s AND reference_name IS NOT NULL
-		AND POSITION(CONCAT('[UD#', reference_name, ']') IN COALESCE(subject, '')) = 0""",
-		(TICKET,),
-	)
-	frappe.db.sql(
-		"UPDATE `tabCommunication` SET status='Closed' WHERE reference_doctype IN %s AND status='Linked'",
-		(tuple(doctypes),),
-	)
+	comm = frappe.qb.DocType("Communication")
+	token = Concat(" [UD#", comm.reference_name, "]")
+	(
+		frappe.qb.update(comm)
+		.set(comm.subject, Concat(Coalesce(comm.subject, ""), token))
+		.where((comm.reference_doctype == TICKET) & comm.reference_name.isnotnull())
+		.where(Coalesce(comm.subject, "").not_like(Concat("%[UD#", comm.reference_name, "]%")))
+	).run()
+	(
+		frappe.qb.update(comm)
+		.set(comm.status, "Closed")
+		.where(comm.reference_doctype.isin(doctypes) & (comm.status == "Linked"))
+	).run()
 
 
 def clear_references(doctypes, delete_kept: bool) -> int:
@@ -129,20 +137,16 @@ def clear_references(doctypes, delete_kept: bool) -> int:
 		if parent in doctypes:
 			continue
 		if single:  # Customize Form, Bulk Update...: a value naming a DocType that is gone
-			frappe.db.sql(
-				"DELETE FROM `tabSingles` WHERE doctype=%s AND field=%s AND value IN %s",
-				(parent, field, doctypes),
-			)
+			frappe.db.delete("Singles", {"doctype": parent, "field": field, "value": ("in", doctypes)})
 			continue
-		table = f"tab{parent}"
+		table = frappe.qb.DocType(parent)
 		if parent in KEEP_UNLINKED and not delete_kept:
-			cleared = [field, *names, *EXTRA_CLEARED.get(parent, ())]
-			frappe.db.sql(
-				f"UPDATE `{table}` SET {', '.join(f'`{f}`=NULL' for f in cleared)} WHERE `{field}` IN %s",
-				(doctypes,),
-			)
+			query = frappe.qb.update(table).where(table[field].isin(doctypes))
+			for cleared in (field, *names, *EXTRA_CLEARED.get(parent, ())):
+				query = query.set(table[cleared], None)
+			query.run()
 			continue
-		rows = frappe.db.sql_list(f"SELECT name FROM `{table}` WHERE `{field}` IN %s", (doctypes,))
+		rows = frappe.qb.from_(table).select(table.name).where(table[field].isin(doctypes)).run(pluck=True)
 		delete_rows(parent, rows)
 		count += len(rows)
 	return count
@@ -150,13 +154,11 @@ def clear_references(doctypes, delete_kept: bool) -> int:
 
 def doctype_link_fields() -> list[tuple[str, str, list[str], bool]]:
 	"""(DocType, Link-to-DocType field, the Dynamic Link fields it names, is single) on this site."""
-	fields = frappe.db.sql(
-		"""SELECT parent, fieldname, fieldtype, options FROM `tabDocField`
-		WHERE (fieldtype='Link' AND options='DocType') OR fieldtype='Dynamic Link'
-		UNION ALL SELECT dt, fieldname, fieldtype, options FROM `tabCustom Field`
-		WHERE (fieldtype='Link' AND options='DocType') OR fieldtype='Dynamic Link'""",
-		as_dict=True,
-	)
+	fields = [
+		f
+		for f in fields_of_type("Link", "Dynamic Link")
+		if f.fieldtype == "Dynamic Link" or f.options == "DocType"
+	]
 	tables = set(frappe.db.get_tables(cached=False))
 	singles = set(frappe.get_all("DocType", filters={"issingle": 1}, pluck="name"))
 	result = []
@@ -172,21 +174,35 @@ def doctype_link_fields() -> list[tuple[str, str, list[str], bool]]:
 	return result
 
 
+def fields_of_type(*fieldtypes: str) -> list:
+	"""(parent, fieldname, fieldtype, options) of every field of these types, custom fields too."""
+	wanted = {"fieldtype": ("in", fieldtypes)}
+	standard = frappe.get_all(
+		"DocField", filters=wanted, fields=["parent", "fieldname", "fieldtype", "options"]
+	)
+	custom = frappe.get_all(
+		"Custom Field", filters=wanted, fields=["dt as parent", "fieldname", "fieldtype", "options"]
+	)
+	return standard + custom
+
+
 def delete_rows(doctype: str, names: list[str]) -> None:
 	"""Rows, their child rows and passwords, in chunks; no controller runs: the DocType they
 	name is gone, and their on_trash would look for it."""
 	if not names:
 		return
-	children = frappe.db.sql_list(
-		"SELECT DISTINCT options FROM `tabDocField` WHERE parent=%s AND fieldtype IN ('Table', 'Table MultiSelect')",
-		(doctype,),
+	children = frappe.get_all(
+		"DocField",
+		filters={"parent": doctype, "fieldtype": ("in", ("Table", "Table MultiSelect"))},
+		pluck="options",
+		distinct=True,
 	)
 	for start in range(0, len(names), CHUNK):
 		chunk = tuple(names[start : start + CHUNK])
 		for child in children:
-			frappe.db.sql(f"DELETE FROM `tab{child}` WHERE parenttype=%s AND parent IN %s", (doctype, chunk))
-		frappe.db.sql("DELETE FROM `__Auth` WHERE doctype=%s AND name IN %s", (doctype, chunk))
-		frappe.db.sql(f"DELETE FROM `tab{doctype}` WHERE name IN %s", (chunk,))
+			frappe.db.delete(child, {"parenttype": doctype, "parent": ("in", chunk)})
+		frappe.db.delete("__Auth", {"doctype": doctype, "name": ("in", chunk)})
+		frappe.db.delete(doctype, {"name": ("in", chunk)})
 
 
 def remove_own_rows(doctypes: list[str]) -> None:
@@ -195,14 +211,14 @@ def remove_own_rows(doctypes: list[str]) -> None:
 	per-user list settings, permissions added in Customize Form, copies of deleted tickets
 	(Deleted Document keeps the whole document: client addresses and all), and the patch log,
 	so a later install runs the app's patches as a new install would."""
-	doctypes = tuple(doctypes)
-	frappe.db.sql("DELETE FROM `tabDeleted Document` WHERE deleted_doctype IN %s", (doctypes,))
-	frappe.db.sql("DELETE FROM `tabPatch Log` WHERE patch LIKE %s", (f"{APP}.%",))
-	frappe.db.sql("DELETE FROM `__Auth` WHERE doctype IN %s", (doctypes,))
-	frappe.db.sql("DELETE FROM `tabSingles` WHERE doctype IN %s", (doctypes,))
-	frappe.db.sql("DELETE FROM `__UserSettings` WHERE doctype IN %s", (doctypes,))
-	frappe.db.sql("DELETE FROM `tabCustom DocPerm` WHERE parent IN %s", (doctypes,))
-	frappe.db.sql("DELETE FROM `tabDefaultValue` WHERE parent IN %s", (doctypes,))
+	doctypes = ("in", tuple(doctypes))
+	frappe.db.delete("Deleted Document", {"deleted_doctype": doctypes})
+	frappe.db.delete("Patch Log", {"patch": ("like", f"{APP}.%")})
+	frappe.db.delete("__Auth", {"doctype": doctypes})
+	frappe.db.delete("Singles", {"doctype": doctypes})
+	frappe.db.delete("__UserSettings", {"doctype": doctypes})
+	frappe.db.delete("Custom DocPerm", {"parent": doctypes})
+	frappe.db.delete("DefaultValue", {"parent": doctypes})
 
 
 def remove_scheduled_jobs() -> None:
@@ -215,9 +231,7 @@ def remove_scheduled_jobs() -> None:
 
 def remove_communication_grant() -> None:
 	"""The read permission on Communication the app gave its roles (install.grant_communication_read)."""
-	frappe.db.sql(
-		"DELETE FROM `tabCustom DocPerm` WHERE parent='Communication' AND role IN %s", (tuple(ROLES),)
-	)
+	frappe.db.delete("Custom DocPerm", {"parent": "Communication", "role": ("in", ROLES)})
 
 
 def close_postfix_table() -> None:
@@ -242,21 +256,18 @@ def remove_unused_roles() -> list[str]:
 
 
 def role_in_use(role: str) -> bool:
-	fields = frappe.db.sql(
-		"""SELECT parent, fieldname FROM `tabDocField` WHERE fieldtype='Link' AND options='Role'
-		UNION SELECT dt, fieldname FROM `tabCustom Field` WHERE fieldtype='Link' AND options='Role'""",
-		as_dict=True,
-	)
 	tables = set(frappe.db.get_tables(cached=False))
-	for f in fields:
-		if f"tab{f.parent}" not in tables or f.parent == "Role":
+	for f in fields_of_type("Link"):
+		if f.options != "Role" or f"tab{f.parent}" not in tables or f.parent == "Role":
 			continue
-		condition = " AND parenttype != 'User'" if f.parent == "Has Role" else ""
-		if frappe.db.sql(
-			f"SELECT 1 FROM `tab{f.parent}` WHERE `{f.fieldname}`=%s{condition} LIMIT 1", (role,)
-		):
+		table = frappe.qb.DocType(f.parent)
+		query = frappe.qb.from_(table).select(table.name).where(table[f.fieldname] == role).limit(1)
+		if f.parent == "Has Role":
+			query = query.where(table.parenttype != "User")
+		if query.run():
 			return True
-	return bool(frappe.db.sql("SELECT 1 FROM `tabSingles` WHERE value=%s LIMIT 1", (role,)))
+	singles = frappe.qb.DocType("Singles")
+	return bool(frappe.qb.from_(singles).select(singles.field).where(singles.value == role).limit(1).run())
 
 
 def cancel_queued_jobs() -> None:
@@ -294,13 +305,13 @@ def purge_conversations() -> dict:
 	"""
 	counts = ticket_messages_count()
 	files = purged_files()
-	comms = frappe.db.sql_list("SELECT name FROM `tabCommunication` WHERE reference_doctype=%s", (TICKET,))
+	comms = frappe.get_all("Communication", filters={"reference_doctype": TICKET}, pluck="name")
 	delete_rows("File", [f.name for f in files])
 	delete_communications(comms)
 	clear_references(CONVERSATION_DOCTYPES, delete_kept=True)
 	counts["tickets"] = frappe.db.count(TICKET)
 	for doctype in CONVERSATION_DOCTYPES:
-		frappe.db.sql(f"DELETE FROM `tab{doctype}`")
+		frappe.db.delete(doctype)
 	frappe.db.commit()
 	for file in files:
 		if not frappe.db.exists("File", {"file_url": file.file_url}):
@@ -309,12 +320,8 @@ def purge_conversations() -> dict:
 
 
 def purged_files() -> list:
-	names = frappe.db.sql_list(
-		"""SELECT name FROM `tabFile` WHERE attached_to_doctype IN %(app)s
-		OR (attached_to_doctype='Communication' AND attached_to_name IN
-			(SELECT name FROM `tabCommunication` WHERE reference_doctype=%(ticket)s))""",
-		{"app": CONVERSATION_DOCTYPES, "ticket": TICKET},
-	)
+	file = frappe.qb.DocType("File")
+	names = frappe.qb.from_(file).select(file.name).where(conversation_files(file)).run(pluck=True)
 	return [frappe.get_doc("File", name) for name in names]
 
 
@@ -323,10 +330,8 @@ def delete_communications(names: list[str]) -> None:
 	Email Queue and reply links are cleared)."""
 	for start in range(0, len(names), CHUNK):
 		chunk = tuple(names[start : start + CHUNK])
-		frappe.db.sql(
-			"DELETE FROM `tabComment` WHERE reference_doctype='Communication' AND reference_name IN %s",
-			(chunk,),
-		)
-		frappe.db.sql("UPDATE `tabEmail Queue` SET communication=NULL WHERE communication IN %s", (chunk,))
-		frappe.db.sql("UPDATE `tabCommunication` SET in_reply_to=NULL WHERE in_reply_to IN %s", (chunk,))
+		frappe.db.delete("Comment", {"reference_doctype": "Communication", "reference_name": ("in", chunk)})
+		queue, comm = frappe.qb.DocType("Email Queue"), frappe.qb.DocType("Communication")
+		frappe.qb.update(queue).set(queue.communication, None).where(queue.communication.isin(chunk)).run()
+		frappe.qb.update(comm).set(comm.in_reply_to, None).where(comm.in_reply_to.isin(chunk)).run()
 		delete_rows("Communication", list(chunk))

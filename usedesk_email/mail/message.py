@@ -15,6 +15,10 @@ class Kind(str, Enum):
 	BULK = "bulk"
 
 
+# Sent by machines about our letters: never open a ticket, never reopen one, add no one.
+AUTOMATIC = frozenset({Kind.AUTO_REPLY, Kind.BOUNCE, Kind.FEEDBACK})
+
+
 @dataclass(frozen=True)
 class Address:
 	email: str

@@ -8,18 +8,12 @@ folder is opened read-only and fetched with BODY.PEEK[], so nothing is marked re
 import argparse
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.imap_session import ImapSession, ImapSettings
 from usedesk_email.mail.message import Kind
 from usedesk_email.mail.parse import parse_message
 from usedesk_email.mail.thread_keys import ThreadIndex
-
-SAMPLE_MAIL = Path(__file__).parent.parent / "testing" / "sample_mail"
-READ_SAMPLES = ("06_already_read.eml",)
 
 
 def preview(settings: ImapSettings, out=None, limit: int = 200) -> int:
@@ -53,32 +47,8 @@ def preview(settings: ImapSettings, out=None, limit: int = 200) -> int:
 	return min(len(unseen), limit)
 
 
-@contextmanager
-def demo_mailbox() -> Iterator[ImapSettings]:
-	"""A real Dovecot on 127.0.0.1 holding the sample mail; stopped afterwards."""
-	from usedesk_email.testing.dovecot import DovecotServer
-
-	with DovecotServer() as server:
-		box = server.new_mailbox("demo")
-		for path in sorted(SAMPLE_MAIL.glob("*.eml")):
-			server.deliver(box.user, path.read_bytes(), seen=path.name in READ_SAMPLES)
-		before = server.flags(box.user)
-		yield ImapSettings(
-			host=server.host,
-			port=server.ssl_port,
-			security="ssl",
-			username=box.user,
-			password=box.password,
-			ca_file=str(server.ca_file),
-		)
-		if server.flags(box.user) != before:
-			raise MailError("the preview changed the mailbox's flags")
-		print(f"Flags of all {len(before)} messages unchanged: nothing was marked read.")
-
-
 def main(argv: list[str] | None = None) -> int:
 	parser = argparse.ArgumentParser(prog="usedesk-email-preview", description=__doc__.splitlines()[0])
-	parser.add_argument("--demo", action="store_true", help="preview the bundled test mailbox")
 	parser.add_argument("--host")
 	parser.add_argument("--port", type=int)
 	parser.add_argument("--security", choices=("ssl", "starttls", "none"), default="ssl")
@@ -93,12 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 	parser.add_argument("--limit", type=int, default=200, help="at most this many unread messages")
 	args = parser.parse_args(argv)
 	try:
-		if args.demo:
-			with demo_mailbox() as settings:
-				preview(settings, limit=args.limit)
-			return 0
 		if not (args.host and args.user):
-			parser.error("give --host and --user (and the password in $IMAP_PASSWORD), or --demo")
+			parser.error("give --host and --user (and the password in $IMAP_PASSWORD)")
 		settings = ImapSettings(
 			host=args.host,
 			port=args.port or (993 if args.security == "ssl" else 143),

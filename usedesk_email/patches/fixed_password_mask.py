@@ -7,6 +7,7 @@ masks in the channel's change history (Version), which showed the old and the ne
 import json
 
 import frappe
+from frappe.query_builder.functions import Coalesce
 
 from usedesk_email.usedesk_email.doctype.email_channel.email_channel import PASSWORD_MASK
 
@@ -15,11 +16,9 @@ DOCTYPE = "Email Channel"
 
 def execute() -> None:
 	fields = [df.fieldname for df in frappe.get_meta(DOCTYPE).get("fields", {"fieldtype": "Password"})]
+	table = frappe.qb.DocType(DOCTYPE)
 	for field in fields:
-		frappe.db.sql(
-			f"UPDATE `tab{DOCTYPE}` SET `{field}`=%s WHERE COALESCE(`{field}`, '') != ''",
-			PASSWORD_MASK,
-		)
+		frappe.qb.update(table).set(table[field], PASSWORD_MASK).where(Coalesce(table[field], "") != "").run()
 	for name, data in frappe.get_all(
 		"Version", {"ref_doctype": DOCTYPE}, ["name", "data"], as_list=True, order_by=None
 	):

@@ -5,22 +5,33 @@ incoming message also holds its sender, so a stranger cannot pre-empt a message 
 """
 
 import frappe
+from frappe.query_builder.functions import Coalesce
 
-from usedesk_email.ingest import LEDGER, dedupe_key
+from usedesk_email.usedesk_email.doctype.email_channel_message.email_channel_message import (
+	CHANNEL_MESSAGE,
+	dedupe_key,
+)
 
 BATCH = 5000
 
 
 def execute() -> None:
-	frappe.db.sql(f"UPDATE `tab{LEDGER}` SET message_key=dedupe_key WHERE COALESCE(message_key, '')=''")
-	rows = frappe.db.sql(
-		f"""SELECT ledger.name, ledger.message_id, comm.sender FROM `tab{LEDGER}` ledger
-		JOIN `tabCommunication` comm ON comm.name = ledger.communication
-		WHERE ledger.direction='Incoming' AND ledger.dedupe_key = ledger.message_key""",
-	)
+	ledger, comm = frappe.qb.DocType(CHANNEL_MESSAGE), frappe.qb.DocType("Communication")
+	(
+		frappe.qb.update(ledger)
+		.set(ledger.message_key, ledger.dedupe_key)
+		.where(Coalesce(ledger.message_key, "") == "")
+	).run()
+	rows = (
+		frappe.qb.from_(ledger)
+		.join(comm)
+		.on(comm.name == ledger.communication)
+		.select(ledger.name, ledger.message_id, comm.sender)
+		.where((ledger.direction == "Incoming") & (ledger.dedupe_key == ledger.message_key))
+	).run()
 	for done, (name, message_id, sender) in enumerate(rows, 1):
 		if sender:
 			key = dedupe_key(message_id or "", sender.strip().lower())
-			frappe.db.sql(f"UPDATE `tab{LEDGER}` SET dedupe_key=%s WHERE name=%s", (key, name))
+			frappe.db.set_value(CHANNEL_MESSAGE, name, "dedupe_key", key, update_modified=False)
 		if done % BATCH == 0:
 			frappe.db.commit()

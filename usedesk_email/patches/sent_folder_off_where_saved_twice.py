@@ -5,7 +5,7 @@ would appear twice in the mailbox."""
 
 import frappe
 
-from usedesk_email.sent_folder import default_off
+from usedesk_email.outbound.sent_folder import default_off
 
 
 def execute() -> None:

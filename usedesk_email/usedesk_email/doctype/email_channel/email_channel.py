@@ -8,7 +8,7 @@ from frappe import _
 from frappe.model.document import Document
 from frappe.utils import validate_email_address
 
-from usedesk_email.channel_config import (
+from usedesk_email.channel.config import (
 	BINDINGS,
 	ENCRYPTION,
 	OAUTH_IMAP_BINDING,
@@ -20,16 +20,15 @@ from usedesk_email.channel_config import (
 	saved_row,
 	stored_secret,
 )
-from usedesk_email.connection_check import check_channel
+from usedesk_email.channel.connection_check import check_channel
+from usedesk_email.channel.kinds import EXTERNAL, INTERNAL, OFFICE_365, OWN_SERVER
+from usedesk_email.inbound.poll import enqueue_poll
 from usedesk_email.mail import providers
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.providers import default_port, preset_for
-from usedesk_email.oauth import OFFICE_365
-from usedesk_email.poll import enqueue_poll
-from usedesk_email.sent_folder import default_off, folder_names
+from usedesk_email.outbound.sent_folder import default_off, folder_names
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import inbound_domain
 
-OWN_SERVER = ("External", OFFICE_365)  # connections with a host, port and encryption of their own
 PASSWORD_MASK = "*" * 8  # what the row keeps of any password: Frappe's own mask has its length
 
 
@@ -84,11 +83,11 @@ class EmailChannel(Document):
 
 	def validate_required_for_types(self):
 		required = ["from_email"]
-		if self.incoming_type == "Internal":
+		if self.incoming_type == INTERNAL:
 			required.append("main_email")
-		if self.incoming_type == "External":
+		if self.incoming_type == EXTERNAL:
 			required += ["imap_username", "imap_password", "imap_host", "imap_port"]
-		if self.outgoing_type == "External":
+		if self.outgoing_type == EXTERNAL:
 			required += ["smtp_host", "smtp_port"]
 			if not self.smtp_uses_imap_credentials():
 				required.append("smtp_username")
@@ -116,7 +115,7 @@ class EmailChannel(Document):
 		return bool(self.get(fieldname))
 
 	def smtp_uses_imap_credentials(self) -> bool:
-		return bool(self.smtp_use_imap_credentials) and self.incoming_type == "External"
+		return bool(self.smtp_use_imap_credentials) and self.incoming_type == EXTERNAL
 
 	def validate_ports(self):
 		for field, type_field in (("imap_port", "incoming_type"), ("smtp_port", "outgoing_type")):

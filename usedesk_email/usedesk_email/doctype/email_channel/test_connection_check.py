@@ -8,11 +8,10 @@ import frappe
 from frappe.tests.utils import FrappeTestCase
 
 from usedesk_email.testing.certificates import make_certificates
+from usedesk_email.testing.desk import dovecot_channel, outgoing_account
 from usedesk_email.testing.dovecot import DovecotServer
 from usedesk_email.testing.ports import free_port
 from usedesk_email.testing.smtp_server import SmtpTestServer
-from usedesk_email.usedesk_email.doctype.ticket.test_replies import outgoing_account
-from usedesk_email.usedesk_email.test_support import dovecot_channel
 
 
 class TestConnectionCheck(FrappeTestCase):

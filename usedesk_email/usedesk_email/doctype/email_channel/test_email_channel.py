@@ -4,7 +4,7 @@
 import frappe
 from frappe.tests.utils import FrappeTestCase
 
-from usedesk_email.usedesk_email.test_support import make_channel
+from usedesk_email.testing.desk import make_channel
 
 
 class TestEmailChannel(FrappeTestCase):

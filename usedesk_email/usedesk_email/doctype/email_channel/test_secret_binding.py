@@ -10,13 +10,12 @@ import threading
 import frappe
 from frappe.tests.test_api import FrappeAPITestCase
 
-from usedesk_email.channel_config import imap_settings, smtp_settings
-from usedesk_email.connection_check import check_channel
+from usedesk_email.channel.config import imap_settings, smtp_settings
+from usedesk_email.channel.connection_check import check_channel
 from usedesk_email.patches import fixed_password_mask
+from usedesk_email.testing.desk import make_channel, user_with_role
 from usedesk_email.testing.ports import HOST
 from usedesk_email.usedesk_email.doctype.email_channel.email_channel import PASSWORD_MASK
-from usedesk_email.usedesk_email.doctype.ticket.test_permissions import user_with_role
-from usedesk_email.usedesk_email.test_support import make_channel
 
 PASSWORD = "stored-Imap-Secret-4471"
 SMTP_PASSWORD = "stored-Smtp-Secret-9902"

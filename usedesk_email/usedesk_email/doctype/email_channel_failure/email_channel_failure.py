@@ -5,7 +5,7 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 
-from usedesk_email.ingest_batch import retry_failure
+from usedesk_email.inbound.batch import retry_failure
 
 
 class EmailChannelFailure(Document):

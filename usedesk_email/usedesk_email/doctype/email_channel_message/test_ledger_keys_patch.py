@@ -4,10 +4,14 @@
 import frappe
 from frappe.tests.utils import FrappeTestCase
 
-from usedesk_email.ingest import LEDGER, dedupe_key, message_key
-from usedesk_email.ingest_batch import ingest_raw
+from usedesk_email.inbound.batch import ingest_raw
 from usedesk_email.patches import ledger_keys_by_sender
-from usedesk_email.usedesk_email.test_support import mail, make_channel, record_outgoing
+from usedesk_email.testing.desk import mail, make_channel, record_outgoing
+from usedesk_email.usedesk_email.doctype.email_channel_message.email_channel_message import (
+	CHANNEL_MESSAGE,
+	dedupe_key,
+	message_key,
+)
 
 
 class TestLedgerKeysPatch(FrappeTestCase):
@@ -19,7 +23,7 @@ class TestLedgerKeysPatch(FrappeTestCase):
 		record_outgoing(channel.name, "ours@site.example", stored.ticket)
 		# back to the old shape
 		frappe.db.sql(
-			f"UPDATE `tab{LEDGER}` SET dedupe_key=SHA2(message_id, 256), message_key=NULL WHERE channel=%s",
+			f"UPDATE `tab{CHANNEL_MESSAGE}` SET dedupe_key=SHA2(message_id, 256), message_key=NULL WHERE channel=%s",
 			channel.name,
 		)
 		frappe.db.commit()
@@ -29,7 +33,7 @@ class TestLedgerKeysPatch(FrappeTestCase):
 		rows = {
 			r.message_id: r
 			for r in frappe.get_all(
-				LEDGER, {"channel": channel.name}, ["message_id", "dedupe_key", "message_key"]
+				CHANNEL_MESSAGE, {"channel": channel.name}, ["message_id", "dedupe_key", "message_key"]
 			)
 		}
 		self.assertEqual(rows["old@example.org"].message_key, message_key("old@example.org"))

@@ -11,8 +11,7 @@ from frappe.tests.test_api import FrappeAPITestCase
 from frappe.tests.utils import FrappeTestCase
 
 from usedesk_email.testing.browser import chromium
-from usedesk_email.usedesk_email.doctype.ticket.test_permissions import user_with_role
-from usedesk_email.usedesk_email.test_support import desk_user, make_channel, served_site
+from usedesk_email.testing.desk import desk_user, make_channel, served_site, user_with_role
 
 # values only the channel's configuration holds: none may reach an agent
 SECRET_HOST = "imap.agent-must-not-see.test"

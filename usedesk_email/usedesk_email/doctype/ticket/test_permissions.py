@@ -4,19 +4,9 @@
 import frappe
 from frappe.tests.test_api import FrappeAPITestCase
 
-from usedesk_email.usedesk_email.test_support import desk_user, make_channel
+from usedesk_email.testing.desk import make_channel, user_with_role
 
 PASSWORD = "imap-Secret-7731"
-
-
-def user_with_role(email: str, role: str | None) -> tuple[str, str]:
-	"""A desk user with one of the app's roles and REST API keys; returns (key, secret)."""
-	user = desk_user(email, role)
-	secret = frappe.generate_hash(length=15)
-	user.api_key = user.api_key or frappe.generate_hash(length=15)
-	user.api_secret = secret
-	user.save(ignore_permissions=True)
-	return user.api_key, secret
 
 
 class TestPermissions(FrappeAPITestCase):

@@ -1,10 +1,17 @@
 # Copyright (c) 2026, usedesk_email developers and contributors
 # For license information, please see license.txt
 
+"""The Ticket and its rules. The rules of what a message does to its ticket live here, as
+functions that both ways of writing use: Frappe's own (`on_communication_update`, for mail
+and comments saved as documents) and the ingestion's fast path (`apply_message`), which
+runs none of a saved ticket's events (see `usedesk_email.db`)."""
+
+import frappe
 from frappe.model.document import Document
 from frappe.utils import now_datetime
 
-from usedesk_email.mail.message import Kind
+from usedesk_email.db import update_row
+from usedesk_email.mail.message import AUTOMATIC, Kind
 from usedesk_email.participants import split_lines
 
 REOPENED_BY_CLIENT = ("Replied", "Resolved")
@@ -57,3 +64,85 @@ def communication_update(status: str, first_response_at, communication) -> dict:
 		if not first_response_at:
 			values["first_response_at"] = communication.communication_date or now_datetime()
 	return values
+
+
+def follow_up_of(status: str, kind: Kind) -> bool:
+	"""A client's message to a Closed ticket opens a new ticket that refers to it; machines'
+	mail (auto-replies, bounces) still joins the closed one."""
+	return status == "Closed" and kind not in AUTOMATIC
+
+
+def apply_message(ticket, communication) -> None:
+	"""`on_communication_update` for a message the ingestion wrote: the same rules, without a
+	save. `ticket` is the row it found or opened (name, status, first_response_at, is_new)."""
+	values = communication_update(ticket.status, ticket.first_response_at, communication)
+	if ticket.get("is_new"):
+		values.pop("last_message_at", None)  # written with the ticket
+	elif values:
+		# A client's message changes the ticket: an open form must not save over it unawares.
+		values["modified"] = now_datetime()
+	if values:
+		update_row("Ticket", ticket.name, **values)
+		if not ticket.get("is_new"):
+			ticket_changed(ticket.name, values["modified"])
+
+
+def ticket_number() -> str:
+	"""The next ticket number; numbers taken in a transaction that was rolled back (a batch
+	written again without its failed message) are handed out again first, so they leave no
+	gap. What is still unused when a transaction commits is given up."""
+	numbers = getattr(frappe.local, "usedesk_ticket_numbers", None)
+	if numbers is None:
+		numbers = frappe.local.usedesk_ticket_numbers = frappe._dict(taken=[], spare=[])
+	if release_ticket_numbers not in frappe.db.after_rollback._functions:
+		frappe.db.after_rollback.add(release_ticket_numbers)
+		frappe.db.after_commit.add(forget_ticket_numbers)
+	number = numbers.spare.pop(0) if numbers.spare else str(frappe.db.get_next_sequence_val("Ticket"))
+	numbers.taken.append(number)
+	return number
+
+
+def release_ticket_numbers() -> None:
+	numbers = frappe.local.usedesk_ticket_numbers
+	numbers.spare = sorted(numbers.spare + numbers.taken, key=int)
+	numbers.taken = []
+
+
+def forget_ticket_numbers() -> None:
+	frappe.local.usedesk_ticket_numbers = None
+
+
+def ticket_changed(name: str, modified) -> None:
+	"""What Frappe's notify_update says of a saved document: open forms learn they are stale
+	(and refuse to save over the change), the Ticket list refreshes."""
+	frappe.publish_realtime(
+		"doc_update",
+		{"modified": modified, "doctype": "Ticket", "name": name},
+		doctype="Ticket",
+		docname=name,
+		after_commit=True,
+	)
+	frappe.publish_realtime(
+		"list_update", {"doctype": "Ticket", "name": name, "user": frappe.session.user}, after_commit=True
+	)
+
+
+def mark_replied(ticket: str, communication: str) -> None:
+	"""A ticket is Replied once a letter of a reply is out (a failed reply leaves it Open),
+	unless the client wrote again after that reply."""
+	sent_at = frappe.db.get_value("Communication", communication, "communication_date")
+	row = frappe.db.get_value("Ticket", ticket, ["status", "first_response_at"], as_dict=True)
+	values = {} if row.first_response_at else {"first_response_at": sent_at}
+	newer = frappe.db.exists(
+		"Communication",
+		{
+			"reference_doctype": "Ticket",
+			"reference_name": ticket,
+			"sent_or_received": "Received",
+			"communication_date": (">", sent_at),
+		},
+	)
+	if row.status == "Open" and not newer:
+		values["status"] = "Replied"
+	if values:
+		frappe.db.set_value("Ticket", ticket, values, update_modified=False)

@@ -1,0 +1,535 @@
+# Copyright (c) 2026, usedesk_email developers and contributors
+# For license information, please see license.txt
+
+"""Hostile mail opened in a real desk: headless Chromium against this site served over HTTP.
+
+The Frappe tests of the stored values cannot show what the desk's templates, list and
+dialogs do with them; only a browser can tell that no script ran, that the agent stayed
+logged in, that remote images wait for "Show images" and that mail HTML stays in its box.
+"""
+
+import base64
+import io
+import os
+import shutil
+import tempfile
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+from frappe.utils.password import update_password
+from PIL import Image
+
+from usedesk_email.api import ticket_context
+from usedesk_email.inbound.batch import ingest_raw
+from usedesk_email.testing.browser import CHROMEDRIVER, CHROMIUM, chromium
+from usedesk_email.testing.desk import desk_user, make_channel, served_site
+from usedesk_email.testing.ports import HOST
+
+AGENT = "browser-agent@usedesk.test"
+PASSWORD = "Browser-Agent-5519!"
+WAIT = 30  # seconds for the desk to render anything
+
+# Shapes of markup in every header that reaches the desk; each one calls alert() if it runs.
+PAYLOADS = (
+	"<img src=x onerror=alert(1)>",
+	"<svg/onload=alert(1)>",
+	"<script>alert(document.cookie)</script>",
+	'"><img src=x onerror=alert(1)>',
+	"<img src=x onerror=alert(1)",  # never closed
+	"<details open ontoggle=alert(1)>",
+)
+
+# Installed before any page script: every way a payload can show itself becomes a count
+# kept in sessionStorage, so a reload cannot reset it.
+HOOKS = """
+(() => {
+	const key = "usedesk_xss";
+	const bump = (kind, arg) => {
+		const log = JSON.parse(sessionStorage.getItem(key) || "[]");
+		log.push(kind + ": " + String(arg).slice(0, 200));
+		sessionStorage.setItem(key, JSON.stringify(log));
+		window.__xss = log.length;
+	};
+	window.__xss = JSON.parse(sessionStorage.getItem(key) || "[]").length;
+	for (const name of ["alert", "confirm", "prompt", "print"]) {
+		const hook = function (arg) { bump(name, arg); return name === "confirm" ? false : null; };
+		Object.defineProperty(window, name, { get: () => hook, set: () => {}, configurable: false });
+	}
+})();
+"""
+
+# Markup from a payload in the DOM, whether or not its handler has fired yet.
+FIND_MARKUP = r"""
+const calls = ["alert(1)", "alert(document.cookie)"];
+const found = [];
+for (const el of document.querySelectorAll("*")) {
+	for (const attr of el.attributes) {
+		const active = attr.name.startsWith("on") || /^\s*javascript:/i.test(attr.value);
+		if (active && calls.some((call) => attr.value.includes(call))) found.push(`${el.tagName} ${attr.name}=${attr.value}`);
+	}
+	if (el.tagName === "SCRIPT" && !el.src && calls.some((call) => el.textContent.includes(call))) {
+		found.push("SCRIPT " + el.textContent.slice(0, 200));
+	}
+}
+return {xss: window.__xss, log: JSON.parse(sessionStorage.getItem("usedesk_xss") || "[]"), markup: found};
+"""
+
+LOGGED_USER = """
+const done = arguments[arguments.length - 1];
+fetch("/api/method/frappe.auth.get_logged_user", {credentials: "same-origin"})
+	.then((r) => r.json().then((body) => done([r.status, body.message || null])))
+	.catch((e) => done([0, String(e)]));
+"""
+
+# Mail elements that position themselves, or are big enough to cover the desk.
+OUT_OF_PLACE = """
+const box = arguments[0];
+const content = box.querySelector(".content");
+const bad = [];
+for (const el of content.querySelectorAll("*")) {
+	const style = getComputedStyle(el);
+	const rect = el.getBoundingClientRect();
+	if (["fixed", "absolute", "sticky"].includes(style.position)) bad.push(el.outerHTML.slice(0, 120));
+	if (parseInt(style.zIndex) > 0) bad.push("z-index: " + el.outerHTML.slice(0, 120));
+}
+const chrome = ".navbar, .page-head, .page-head button, .layout-side-section, .form-layout, .comment-box";
+for (const target of document.querySelectorAll(chrome)) {
+	const rect = target.getBoundingClientRect();
+	if (!rect.width) continue;
+	const hit = document.elementFromPoint(rect.left + rect.width / 2, rect.top + rect.height / 2);
+	if (hit && content.contains(hit)) bad.push("over " + target.className + ": " + hit.outerHTML.slice(0, 120));
+}
+if (document.scrollingElement.scrollWidth > innerWidth) bad.push("the page scrolls sideways");
+return bad;
+"""
+
+
+class PixelServer:
+	"""A tiny HTTP server on 127.0.0.1 standing in for a mail sender's tracking host: it
+	records every request, so a test can tell whether the browser fetched a remote image."""
+
+	GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+
+	def __init__(self):
+		self.requests: list[str] = []
+		owner = self
+
+		class Handler(BaseHTTPRequestHandler):
+			def do_GET(self):
+				owner.requests.append(self.path)
+				self.send_response(200)
+				self.send_header("Content-Type", "image/gif")
+				self.send_header("Content-Length", str(len(owner.GIF)))
+				self.send_header("Cache-Control", "no-store")
+				self.end_headers()
+				self.wfile.write(owner.GIF)
+
+			def log_message(self, *args):
+				pass
+
+		self.server = ThreadingHTTPServer((HOST, 0), Handler)
+		self.url = f"http://{HOST}:{self.server.server_address[1]}"
+		self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+		self.thread.start()
+
+	def close(self):
+		self.server.shutdown()
+		self.server.server_close()
+
+
+def encoded(text: str) -> str:
+	return f"=?utf-8?B?{base64.b64encode(text.encode()).decode()}?="
+
+
+def quoted(text: str) -> str:
+	return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def hostile_mail(index: int, payload: str, shape: str, run: str) -> bytes:
+	"""The payload in the Subject, the From and Cc names, a quoted local part, the body
+	and an attachment's file name; `shape` is "plain" or "encoded" (RFC 2047 / 2231).
+
+	The attachment's bytes are the mail's own: Frappe stores equal bytes once, under the
+	first file's name, and the timeline shows that name."""
+	if shape == "encoded":
+		subject, name, cc_name = encoded(f"Hi {payload}"), encoded(f"Eve {payload}"), encoded(f"Cc {payload}")
+		disposition = f"attachment; filename*=utf-8''{quote(payload + '.pdf', safe='')}"
+	else:
+		subject, name, cc_name = f"Hi {payload}", quoted(f"Eve {payload}"), quoted(f"Cc {payload}")
+		disposition = f"attachment; filename={quoted(payload + '.pdf')}"
+	head = (
+		f"From: {name} <eve{index}{shape}@evil.example>\r\n"
+		"To: help@example.com\r\n"
+		f"Cc: {cc_name} <cc{index}{shape}@evil.example>, {quoted(payload)}@evil.example\r\n"
+		f"Subject: {subject}\r\n"
+		f"Message-ID: <browser{index}{shape}.{run}@evil.example>\r\n"
+		"Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+		'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+	)
+	body = (
+		'--b1\r\nContent-Type: text/plain; charset="utf-8"\r\n\r\n'
+		f"Body {payload}\r\n"
+		f"--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: {disposition}\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\n"
+		f"{base64.b64encode(f'%PDF-1.4 {index}{shape}{run}'.encode()).decode()}\r\n--b1--\r\n"
+	)
+	return (head + body).encode()
+
+
+def png(color: tuple[int, int, int]) -> bytes:
+	out = io.BytesIO()
+	Image.new("RGB", (40, 20), color).save(out, format="PNG")
+	return out.getvalue()
+
+
+def html_mail(pixel_url: str, run: str) -> bytes:
+	"""An HTML mail with everything that must not act by itself: a logout image, a remote
+	tracking pixel, a fake full-page overlay; and an inline cid: image that must show."""
+	html = (
+		"<html><body><p>Mail body marker</p>"
+		'<img src="/api/method/logout" alt="logout">'
+		f'<img src="{pixel_url}" alt="tracking pixel" width="1" height="1">'
+		'<div class="modal-backdrop fade show" style="position:fixed;top:0;left:0;width:100vw;'
+		'height:100vh;z-index:99999;background:#000;opacity:.9">Your session expired, sign in again</div>'
+		'<div style="position:absolute;top:-300px;left:0;width:2000px;height:2000px">absolute</div>'
+		'<p><img src="cid:logo@example.org" alt="inline logo"></p></body></html>'
+	)
+	return (
+		'From: "Html Sender" <html@example.org>\r\nTo: help@example.com\r\n'
+		f"Subject: Images and overlay\r\nMessage-ID: <html.{run}@example.org>\r\n"
+		"Date: Thu, 26 Nov 2026 11:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+		'Content-Type: multipart/related; boundary="r1"\r\n\r\n'
+		f'--r1\r\nContent-Type: text/html; charset="utf-8"\r\n\r\n{html}\r\n'
+		"--r1\r\nContent-Type: image/png\r\nContent-ID: <logo@example.org>\r\n"
+		'Content-Disposition: inline; filename="logo.png"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+		f"{base64.b64encode(png((200, 30, 30))).decode()}\r\n--r1--\r\n"
+	).encode()
+
+
+def remove_channel_rows(channel: str) -> None:
+	"""A test channel goes with its committed tickets, messages and files (ingestion commits)."""
+	frappe.db.rollback()
+	tickets = frappe.get_all("Ticket", {"channel": channel}, pluck="name")
+	comms = frappe.get_all(
+		"Communication",
+		{"reference_doctype": "Ticket", "reference_name": ("in", tickets or ["-"])},
+		pluck="name",
+	)
+	for file in frappe.get_all(
+		"File", {"attached_to_doctype": "Communication", "attached_to_name": ("in", comms)}, pluck="name"
+	):
+		frappe.delete_doc("File", file, force=True, ignore_permissions=True)
+	if comms:
+		frappe.db.delete("Communication Link", {"parent": ("in", comms)})
+		frappe.db.delete("Communication", {"name": ("in", comms)})
+	frappe.db.delete("Ticket", {"channel": channel})
+	frappe.db.delete("Email Channel Message", {"channel": channel})
+	frappe.delete_doc("Email Channel", channel, force=True, ignore_permissions=True)
+	frappe.db.commit()
+
+
+@contextmanager
+def administrator_password():
+	"""A password of our own for Administrator while the browser logs in; the site's own
+	hash is put back right after (the session stays logged in)."""
+	where = "doctype='User' AND name='Administrator' AND fieldname='password'"
+	saved = frappe.db.sql(f"SELECT password FROM `__Auth` WHERE {where}")
+	password = frappe.generate_hash(length=20)
+	update_password("Administrator", password)
+	frappe.db.commit()
+	try:
+		yield password
+	finally:
+		if saved:
+			frappe.db.sql(f"UPDATE `__Auth` SET password=%s WHERE {where}", saved[0][0])
+		else:
+			frappe.db.sql(f"DELETE FROM `__Auth` WHERE {where}")
+		frappe.db.commit()
+
+
+class TestDeskBrowser(FrappeTestCase):
+	"""The Ticket list, form, Reply and Forward dialogs in headless Chromium, logged in."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		# a missing browser is a failure, never a skip: scripts/bootstrap installs both
+		for program in (CHROMIUM, CHROMEDRIVER):
+			if not os.access(program, os.X_OK):
+				raise AssertionError(f"{program} is missing: apt-get install chromium chromium-driver")
+		if not frappe.get_system_settings("setup_complete"):
+			raise AssertionError(
+				f"the setup wizard of {frappe.local.site} is not complete: "
+				"bench --site SITE execute frappe.utils.install.complete_setup_wizard"
+			)
+		cls.shots = os.environ.get("USEDESK_SCREENSHOTS")
+		if not cls.shots:
+			cls.shots = tempfile.mkdtemp(prefix="usedesk-desk-")
+			cls.addClassCleanup(shutil.rmtree, cls.shots, ignore_errors=True)
+		os.makedirs(cls.shots, exist_ok=True)
+		# class cleanups run even when setUpClass fails half-way
+		cls.pixels = PixelServer()
+		cls.addClassCleanup(cls.pixels.close)
+		run = frappe.generate_hash(length=8)
+		cls.channel = make_channel(f"browser {run}", forward_as_new_ticket=1)
+		cls.addClassCleanup(remove_channel_rows, cls.channel.name)
+		cls.hostile = []
+		for index, payload in enumerate(PAYLOADS):
+			for shape in ("plain", "encoded"):
+				result = ingest_raw(cls.channel, hostile_mail(index, payload, shape, run), "test")
+				assert result.outcome == "stored", result
+				cls.hostile.append(result.ticket)
+		cls.pixel_url = f"{cls.pixels.url}/pixel.gif?run={run}"
+		result = ingest_raw(cls.channel, html_mail(cls.pixel_url, run), "test")
+		assert result.outcome == "stored", result
+		cls.html_ticket = result.ticket
+		desk_user(AGENT, "Support Agent")
+		update_password(AGENT, PASSWORD)
+		frappe.db.commit()  # the served site is another process
+		site = served_site()
+		cls.base = site.__enter__()
+		cls.addClassCleanup(site.__exit__, None, None, None)
+
+	# --- the browser
+
+	def start_browser(self):
+		driver = chromium(self.addCleanup)
+		driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": HOOKS})
+		return driver
+
+	def log_in(self, driver, user: str, password: str):
+		"""Through the real /login page, as a person does."""
+		from selenium.webdriver.common.by import By
+
+		driver.get(f"{self.base}/login")
+		self.wait(driver, lambda d: d.find_element(By.ID, "login_email").is_displayed())
+		driver.find_element(By.ID, "login_email").send_keys(user)
+		driver.find_element(By.ID, "login_password").send_keys(password)
+		driver.find_element(By.CSS_SELECTOR, ".page-card-body .btn-login").click()
+		self.wait(driver, lambda d: "/login" not in d.current_url)
+		self.assertEqual(self.logged_user(driver), [200, user])
+
+	def wait(self, driver, condition, timeout: float = WAIT):
+		from selenium.webdriver.support.ui import WebDriverWait
+
+		return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+	def until_js(self, driver, script: str, *args, timeout: float = WAIT):
+		return self.wait(driver, lambda d: d.execute_script(script, *args), timeout)
+
+	def logged_user(self, driver) -> list:
+		return driver.execute_async_script(LOGGED_USER)
+
+	def assert_no_script_ran(self, driver, where: str):
+		state = driver.execute_script(FIND_MARKUP)
+		self.assertEqual(state["xss"], 0, f"{where}: a script ran: {state['log']}")
+		self.assertEqual(state["markup"], [], f"{where}: payload markup in the page")
+
+	def shot(self, driver, name: str, element=None):
+		if element:
+			driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+		driver.save_screenshot(os.path.join(self.shots, f"{name}.png"))
+
+	def open_list(self, driver):
+		driver.get(f"{self.base}/app/ticket?channel={quote(self.channel.name)}")
+		count = len(self.hostile) + 1
+		self.until_js(
+			driver,
+			"return window.cur_list && cur_list.doctype === 'Ticket' && !cur_list.list_view_settings_loading"
+			" && document.querySelectorAll('.list-row-container').length >= arguments[0]",
+			count,
+		)
+
+	def open_form(self, driver, ticket: str):
+		driver.execute_script("frappe.set_route('Form', 'Ticket', arguments[0])", str(ticket))
+		# the Forward button comes last: it waits for the channel's setting
+		self.until_js(
+			driver,
+			"return window.cur_frm && cur_frm.doc.name == arguments[0] && !cur_frm.is_new()"
+			" && cur_frm.timeline && cur_frm.timeline.timeline_wrapper.find('.timeline-message-box').length"
+			" && cur_frm.custom_buttons[__('Reply')] && cur_frm.custom_buttons[__('Forward message')]"
+			" && !$('.modal.show').length",
+			str(ticket),
+		)
+
+	def open_dialog(self, driver, button: str, title: str):
+		element = driver.execute_script(
+			"window.scrollTo(0, 0); return cur_frm.custom_buttons[__(arguments[0])][0]", button
+		)
+		element.click()
+		self.until_js(
+			driver,
+			"return window.cur_dialog && cur_dialog.$wrapper.hasClass('show')"
+			" && cur_dialog.$wrapper.find('.modal-title').text().startsWith(arguments[0])",
+			title,
+		)
+
+	def close_dialog(self, driver):
+		driver.execute_script("cur_dialog.hide()")
+		self.until_js(driver, "return !$('.modal.show').length && !$('.modal-backdrop').length")
+
+	def message_box(self, driver, marker: str):
+		return driver.execute_script(
+			"return [...document.querySelectorAll('.timeline-message-box')]"
+			".find((box) => box.textContent.includes(arguments[0]))",
+			marker,
+		)
+
+	# --- the tests
+
+	def test_hostile_headers_run_no_script_for_an_agent(self):
+		"""Every hostile ticket in the list, its form, Reply and Forward, as a Support Agent."""
+		driver = self.start_browser()
+		self.log_in(driver, AGENT, PASSWORD)
+		self.open_list(driver)
+		self.shot(driver, "agent-list")
+		self.assert_no_script_ran(driver, "Ticket list")
+		for ticket in self.hostile:
+			with self.subTest(ticket=ticket):
+				self.open_form(driver, ticket)
+				self.assert_no_script_ran(driver, f"form {ticket}")
+				files = driver.execute_script(
+					"return [...document.querySelectorAll('.timeline-message-box a[href*=\"/files/\"]')]"
+					".map((a) => a.textContent.trim())"
+				)
+				self.assertEqual(len(files), 1, "the attachment, under its own name")
+				self.assertTrue(files[0].endswith(".pdf"), files)
+				self.open_dialog(driver, "Reply", "Reply to")
+				self.assert_no_script_ran(driver, f"Reply dialog {ticket}")
+				self.close_dialog(driver)
+				self.open_dialog(driver, "Forward message", "Forward message")
+				self.assert_no_script_ran(driver, f"Forward dialog {ticket}")
+				self.close_dialog(driver)
+		self.shot(driver, "agent-hostile-form")
+		self.shot(driver, "agent-hostile-timeline", self.message_box(driver, "Body"))
+		self.assertEqual(self.logged_user(driver), [200, AGENT])
+		self.assert_detector_fires(driver)
+
+	def test_hostile_headers_run_no_script_for_administrator(self):
+		"""The Administrator's desk shows more (all fields, all links): the list and every form."""
+		driver = self.start_browser()
+		with administrator_password() as password:
+			self.log_in(driver, "Administrator", password)
+		self.open_list(driver)
+		self.assert_no_script_ran(driver, "Ticket list")
+		for ticket in (*self.hostile, self.html_ticket):
+			with self.subTest(ticket=ticket):
+				self.open_form(driver, ticket)
+				self.assert_no_script_ran(driver, f"form {ticket}")
+		self.open_dialog(driver, "Reply", "Reply to")
+		self.assert_no_script_ran(driver, "Reply dialog")
+		self.close_dialog(driver)
+		self.open_dialog(driver, "Forward message", "Forward message")
+		self.assert_no_script_ran(driver, "Forward dialog")
+		self.close_dialog(driver)
+		self.assertEqual(self.logged_user(driver), [200, "Administrator"])
+		self.assert_detector_fires(driver)
+
+	def assert_detector_fires(self, driver):
+		"""The positive control: markup with a handler, injected as a payload would be, counts."""
+		driver.execute_script(
+			"document.body.insertAdjacentHTML('beforeend', '<img id=usedesk-control src=x onerror=alert(1)>')"
+		)
+		self.until_js(driver, "return window.__xss > 0", timeout=5)
+		state = driver.execute_script(FIND_MARKUP)
+		self.assertEqual(len(state["markup"]), 1, state)
+
+	def test_html_mail_loads_nothing_by_itself_and_stays_in_its_box(self):
+		"""Remote images wait for "Show images", the logout image is gone, the overlay is plain
+		text in the timeline and the inline cid: image shows."""
+		driver = self.start_browser()
+		self.log_in(driver, AGENT, PASSWORD)
+		driver.get(f"{self.base}/app/ticket/{self.html_ticket}")
+		self.until_js(
+			driver,
+			"return window.cur_frm && cur_frm.doc.name == arguments[0]"
+			" && cur_frm.timeline && $('.timeline-message-box .content img').length",
+			str(self.html_ticket),
+		)
+		box = self.message_box(driver, "Mail body marker")
+		self.assertIsNotNone(box, "the HTML message in the timeline")
+		inline = box.find_element("css selector", "img[alt='inline logo']")
+		self.wait(driver, lambda d: d.execute_script("return arguments[0].complete", inline))
+		self.assertEqual(
+			driver.execute_script("return arguments[0].naturalWidth", inline),
+			40,
+			driver.execute_async_script(
+				"const done = arguments[1]; fetch(arguments[0].src).then((r) => done([arguments[0].src, r.status]))",
+				inline,
+			),
+		)
+		self.shot(driver, "html-form", box)
+		self.assertEqual(self.pixels.requests, [], "the remote image was fetched before Show images")
+		self.assertEqual(driver.execute_script(OUT_OF_PLACE, box), [])
+		self.assertIn("Your session expired", box.text, "the overlay's text stays, as text")
+		self.assertEqual(self.logged_user(driver), [200, AGENT], "the logout image logged the agent out")
+
+		self.open_dialog(driver, "Reply", "Reply to")
+		self.shot(driver, "html-reply-dialog")
+		self.close_dialog(driver)
+
+		buttons = box.find_elements("css selector", ".usedesk-show-images")
+		self.assertEqual(len(buttons), 1, "one Show images on the message with a remote image")
+		self.assertEqual(buttons[0].text, "Show images")
+		buttons[0].click()
+		pixel = box.find_element("css selector", "img[alt='tracking pixel']")
+		self.wait(driver, lambda d: d.execute_script("return arguments[0].complete", pixel))
+		self.assertEqual(driver.execute_script("return arguments[0].naturalWidth", pixel), 1)
+		self.assertEqual(len(self.pixels.requests), 1, self.pixels.requests)
+		self.assertEqual(self.pixels.requests[0], self.pixel_url.removeprefix(self.pixels.url))
+		self.assertEqual(box.find_elements("css selector", ".usedesk-show-images"), [])
+		self.shot(driver, "html-after-show-images", box)
+		self.assertEqual(driver.execute_script(OUT_OF_PLACE, box), [])
+		self.assert_no_script_ran(driver, "HTML ticket")
+		self.assertEqual(self.logged_user(driver), [200, AGENT])
+
+	def test_no_show_images_without_remote_images(self):
+		"""A message with no remote image offers nothing to show."""
+		driver = self.start_browser()
+		self.log_in(driver, AGENT, PASSWORD)
+		driver.get(f"{self.base}/app/ticket/{self.hostile[0]}")
+		self.until_js(
+			driver,
+			"return window.cur_frm && cur_frm.doc.name == arguments[0] && $('.timeline-message-box').length",
+			str(self.hostile[0]),
+		)
+		self.assertEqual(driver.find_elements("css selector", ".usedesk-show-images"), [])
+
+
+class TestAgentAccess(FrappeTestCase):
+	"""What the browser tests found an agent lacking, checked without a browser."""
+
+	def test_an_agent_reads_a_tickets_mail_files_and_its_channels_forward_setting(self):
+		channel = make_channel(f"access {frappe.generate_hash(length=6)}", forward_as_new_ticket=1)
+		self.addCleanup(remove_channel_rows, channel.name)
+		result = ingest_raw(channel, hostile_mail(0, "plain name", "plain", channel.name), "test")
+		file = frappe.get_doc("File", {"attached_to_name": result.communication})
+		self.assertTrue(file.is_private)
+		desk_user(AGENT, "Support Agent")
+		frappe.set_user(AGENT)
+		self.addCleanup(frappe.set_user, "Administrator")
+		self.assertTrue(file.is_downloadable(), "the agent may open the mail's attachment")
+		self.assertTrue(ticket_context(result.ticket)["can_forward"])
+		self.assertFalse(frappe.has_permission("Email Channel", "read"))
+		other = frappe.get_doc(
+			{
+				"doctype": "Communication",
+				"subject": "not a ticket's",
+				"reference_doctype": "Email Channel",
+				"reference_name": channel.name,
+			}
+		).insert(ignore_permissions=True)
+		self.assertFalse(
+			frappe.has_permission("Communication", "read", doc=other),
+			"only Communications of what the agent may read",
+		)
+		frappe.set_user("Administrator")  # made by someone else: Frappe lets owners read their own
+		loose = frappe.get_doc({"doctype": "Communication", "subject": "belongs to nothing"}).insert(
+			ignore_permissions=True
+		)
+		frappe.set_user(AGENT)
+		self.assertFalse(frappe.has_permission("Communication", "read", doc=loose), "nor one of nothing")
