@@ -166,6 +166,7 @@ class ImapSession:
 		settings.validate()
 		self.settings = settings
 		self.exists = 0
+		self.has_unseen = False
 		self._client: IMAPClient | None = None
 		self._broken = False
 
@@ -228,6 +229,7 @@ class ImapSession:
 		try:
 			uidvalidity = int(info[b"UIDVALIDITY"])
 			self.exists = int(info.get(b"EXISTS", 0))
+			self.has_unseen = bool(info.get(b"UNSEEN"))  # [UNSEEN n]: the first unread message
 		except (KeyError, TypeError, ValueError):
 			raise ProtocolError(f"IMAP {self.settings.address}: folder {folder!r} has no valid UIDVALIDITY")
 		return uidvalidity
