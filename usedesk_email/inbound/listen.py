@@ -37,7 +37,7 @@ from rq.job import JobStatus
 from usedesk_email.channel.config import ca_file, imap_settings
 from usedesk_email.channel.kinds import OFFICE_365
 from usedesk_email.channel.oauth import REFRESH_MARGIN, token_expires_in
-from usedesk_email.db import database_now
+from usedesk_email.db import as_text, database_now, safe_values
 from usedesk_email.inbound import leases
 from usedesk_email.inbound.leases import LIVE, POLLING
 from usedesk_email.inbound.poll import enqueue_poll, poll_job_status, record_failure
@@ -102,8 +102,13 @@ class Listener:
 		self.reports.put(None)
 
 	def shutdown(self) -> None:
-		for held in list(self.held.values()):
-			self.stop_watcher(held)
+		watchers = [held.watcher for held in self.held.values() if held.watcher]
+		for watcher in watchers:
+			watcher.stop(wait=0)
+		deadline = time.monotonic() + STOP_WAIT  # all say DONE and LOGOUT at once
+		for watcher in watchers:
+			watcher.join(max(0.0, deadline - time.monotonic()))
+		for held in self.held.values():
 			held.files.close()
 		self.held.clear()
 		try:
@@ -124,7 +129,7 @@ class Listener:
 		if self.held and time.monotonic() - self.renewed_at > leases.LEASE.total_seconds() - TICK:
 			log.warning("listener %s: leases not renewed in time, letting go of every channel", self.holder)
 			for name in list(self.held):
-				self.drop(name, write=False)
+				self.drop(name)
 
 	def keep_leases(self) -> None:
 		frappe.db.rollback()  # a fresh snapshot: others changed the rows meanwhile
@@ -171,15 +176,15 @@ class Listener:
 		else:
 			self.connect(held)
 
-	def drop(self, name: str, release: bool = False, write: bool = True) -> None:
+	def drop(self, name: str, release: bool = False) -> None:
+		"""Stop watching a channel; `release` gives its lease back (it shows Polling until
+		another listener takes it). A channel taken over is left as its new holder wrote it."""
 		held = self.held.pop(name)
 		self.pending.discard(name)
 		self.stop_watcher(held)
 		held.files.close()
 		if release:
 			leases.release(self.holder, [name])
-		elif write and held.state == LIVE:
-			self.write(held, live_state=POLLING)
 		log.info("listener %s: let go of channel %s", self.holder, name)
 
 	def follow_changes(self, held: Held, row) -> None:
@@ -232,13 +237,14 @@ class Listener:
 		self.stop_watcher(held)
 		held.parked, held.refresh_at = True, None
 		message = redact(str(error), doc.get_password("imap_password", raise_exception=False))
-		record_failure(doc, error, live_state=POLLING, listener_error=message)
+		record_failure(doc, error, live_state=POLLING, listener_error=as_text(message))
 		held.state = POLLING
 		log.warning("listener %s: channel %s waits for new settings: %s", self.holder, held.name, message)
 
 	def stop_watcher(self, held: Held) -> None:
+		"""Its thread logs out on its own: a server that hangs must not hold up the rounds."""
 		if held.watcher is not None:
-			held.watcher.stop(STOP_WAIT)
+			held.watcher.stop(wait=0)
 			held.watcher = None
 
 	# -- what the watchers report ---------------------------------------------------------
@@ -302,14 +308,18 @@ class Listener:
 		self.pending.discard(name)
 		if status != JobStatus.QUEUED:
 			enqueue_poll(name)
+		log.debug("listener %s: mail on channel %s, its poll was %s", self.holder, name, status)
 
 	def write(self, held: Held, **values) -> None:
-		"""The listener's fields of the channel, without `modified` (open forms stay valid)."""
+		"""The listener's fields of the channel, without `modified` (open forms stay valid);
+		an error's text (a server's words) as plain text, as a form would store it."""
 		if values.get("live_state") == held.state:
 			del values["live_state"]
 		if not values:
 			return
-		frappe.db.set_value("Email Channel", held.name, values, update_modified=False)
+		frappe.db.set_value(
+			"Email Channel", held.name, safe_values("Email Channel", values), update_modified=False
+		)
 		frappe.db.commit()
 		held.state = values.get("live_state", held.state)
 

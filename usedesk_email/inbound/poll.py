@@ -3,7 +3,9 @@
 The engine fetches with BODY.PEEK[] and sets \\Seen only on messages already committed
 (one commit per IMAP batch); a crash anywhere leaves the rest unread for the next run, and
 the ledger's unique index turns a re-fetched message into a duplicate instead of a second copy.
-A worker process holds the IMAP session and parses the next batch while this one is stored.
+For a backlog, a worker process holds the IMAP session and parses the next batch while this
+one is stored; a few messages (what the real-time listener's polls mostly find) are fetched
+and parsed in the job itself, which is quicker than starting that process.
 """
 
 from datetime import timedelta
@@ -24,6 +26,7 @@ from usedesk_email.mail.imap_session import FetchedMessage
 from usedesk_email.mail.parse import parse_message
 
 TIME_BUDGET = 240  # seconds of one poll; the scheduler runs every 5 minutes
+WORKER_FROM = 10  # unread messages from which a worker process fetches and parses them
 AUTH_FAILURES_BEFORE_BACKOFF = 3
 MAX_BACKOFF = timedelta(hours=6)
 
@@ -96,6 +99,7 @@ def poll_channel(channel: str, time_budget: float = TIME_BUDGET) -> dict:
 						time_budget=time_budget,
 						commit=commit,  # once per batch, before it is marked read
 						prepare=parse_message,  # in a worker process, a batch ahead of the storing
+						worker_from=WORKER_FROM,
 						begin_batch=lambda messages: batch.expect(
 							[m.prepared for m in messages if m.prepared]
 						),

@@ -182,17 +182,28 @@ class Watcher:
 		self._wake()
 
 	def stop(self, wait: float = 5.0) -> None:
-		"""End the connection (DONE, LOGOUT) and the thread; waits at most ``wait`` seconds."""
+		"""End the connection (DONE, LOGOUT) and the thread; waits at most ``wait`` seconds
+		(0: not at all, the thread ends by itself)."""
 		with self._lock:
 			self._stopping = True
 			thread = self._thread
 		self._wake()
-		if thread is not None and thread is not threading.current_thread():
-			thread.join(wait)
-		if thread is None or not thread.is_alive():
+		if thread is None:
 			self._close_pipe()
+		else:
+			self.join(wait)
+
+	def join(self, timeout: float) -> None:
+		if self._thread is not None and self._thread is not threading.current_thread():
+			self._thread.join(timeout)
 
 	def _run(self) -> None:
+		try:
+			self._watch()
+		finally:
+			self._close_pipe()
+
+	def _watch(self) -> None:
 		delay = FIRST_RETRY
 		while not self._stopping:
 			with self._lock:
@@ -256,10 +267,13 @@ class Watcher:
 			self._drain_wake()
 
 	def _wake(self) -> None:
-		try:
-			os.write(self._wake_w, b"x")
-		except OSError:
-			pass
+		with self._lock:  # never a descriptor number closed meanwhile, maybe reused
+			if self._wake_w < 0:
+				return
+			try:
+				os.write(self._wake_w, b"x")
+			except OSError:
+				pass
 
 	def _drain_wake(self) -> None:
 		try:
@@ -269,12 +283,11 @@ class Watcher:
 			pass
 
 	def _close_pipe(self) -> None:
-		for fd in (self._wake_r, self._wake_w):
-			try:
+		with self._lock:
+			descriptors, self._wake_r, self._wake_w = (self._wake_r, self._wake_w), -1, -1
+		for fd in descriptors:
+			if fd >= 0:
 				os.close(fd)
-			except OSError:
-				pass
-		self._wake_r = self._wake_w = -1
 
 
 def _notice(response: tuple) -> Notice:

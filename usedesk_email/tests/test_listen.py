@@ -17,10 +17,17 @@ from usedesk_email.db import database_now
 from usedesk_email.inbound.listen import TOKEN_AHEAD
 from usedesk_email.inbound.poll import poll_channel
 from usedesk_email.testing import background
-from usedesk_email.testing.desk import dovecot_channel, mail, make_channel, messages_of
+from usedesk_email.testing.desk import (
+	authorise,
+	connected_app,
+	dovecot_channel,
+	mail,
+	make_channel,
+	messages_of,
+	token_cache,
+)
 from usedesk_email.testing.dovecot import DovecotServer
 from usedesk_email.testing.oauth2_server import OAuth2TestServer
-from usedesk_email.tests.test_office365 import authorise, connected_app, token_cache
 
 TAKEOVER = 60  # seconds: the bound for another listener to take a dead one's channels
 SETTLE = 45  # seconds for a listener to take a channel and log in (a round is 5 s)

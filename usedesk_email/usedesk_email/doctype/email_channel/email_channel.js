@@ -137,6 +137,11 @@ frappe.ui.form.on("Email Channel", {
 
 	show_health(frm) {
 		if (frm.is_new() || !["External", "Office 365"].includes(frm.doc.incoming_type)) return;
+		const live = frm.doc.enabled && frm.doc.live_state === "Live";
+		frm.dashboard.add_indicator(
+			live ? __("Real time: live (IMAP IDLE)") : __("Real time: off, polled every 5 minutes"),
+			live ? "green" : "gray"
+		);
 		if (frm.doc.sent_error && !frm.doc.consecutive_failures) {
 			frm.dashboard.set_headline_alert(frappe.utils.escape_html(frm.doc.sent_error), "orange");
 		} else if (frm.doc.consecutive_failures) {
