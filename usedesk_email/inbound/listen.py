@@ -265,11 +265,10 @@ class Listener:
 			try:
 				if report is not None:
 					self.handle(*report)
-				for name in list(self.pending):
-					self.request_poll(name)
 			except Exception:
 				log.exception("listener %s: handling %s failed", self.holder, report)
 				reconnect_database()
+			self.request_polls()
 
 	def handle(self, name: str, generation: int, kind: str, error: MailError | None) -> None:
 		held = self.held.get(name)
@@ -279,7 +278,7 @@ class Listener:
 			held.retried = False
 			self.write(held, live_state=LIVE)
 		elif kind == idle.MAIL:
-			self.request_poll(name)
+			self.pending.add(name)  # until its poll is queued, right after this
 			self.write(held, last_event_at=now_datetime())
 		elif kind == idle.DROPPED:
 			self.write(held, live_state=POLLING, listener_error=str(error))
@@ -298,17 +297,20 @@ class Listener:
 			else:
 				self.park(held, doc, error)
 
-	def request_poll(self, name: str) -> None:
-		"""The channel's poll job, unless one is queued (it will see the mail); while one runs,
-		the channel waits in `pending` and gets its poll when that one ends."""
-		status = poll_job_status(name)
-		if status == JobStatus.STARTED:
-			self.pending.add(name)
-			return
-		self.pending.discard(name)
-		if status != JobStatus.QUEUED:
-			enqueue_poll(name)
-		log.debug("listener %s: mail on channel %s, its poll was %s", self.holder, name, status)
+	def request_polls(self) -> None:
+		"""A poll job for each channel with new mail, unless one is queued (it will see the
+		mail). A channel whose poll runs (it may have searched before the mail came) stays in
+		`pending` until that one ends; so does every channel while the queue cannot be reached."""
+		for name in list(self.pending):
+			try:
+				status = poll_job_status(name)
+				if status != JobStatus.STARTED:
+					if status != JobStatus.QUEUED:
+						enqueue_poll(name)
+					self.pending.discard(name)
+			except Exception as error:
+				log.warning("listener %s: cannot queue polls now (%s); trying again", self.holder, error)
+				return
 
 	def write(self, held: Held, **values) -> None:
 		"""The listener's fields of the channel, without `modified` (open forms stay valid);
