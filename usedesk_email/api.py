@@ -147,6 +147,13 @@ def reply(
 	return replies.create_reply(str(ticket), content, string_list(attachments), string_list(cc))
 
 
+@frappe.whitelist(methods=["GET"])
+def reply_preview(ticket: str | int) -> dict:
+	"""What a reply on the ticket will carry under the message: the signature and the quoted
+	history, as sanitised HTML for the Reply dialog (`quoting` says whether the channel quotes)."""
+	return replies.preview(str(ticket))
+
+
 @frappe.whitelist()
 def channel_names(
 	doctype: str = "Email Channel",
