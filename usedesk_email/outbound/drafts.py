@@ -73,7 +73,6 @@ def closing_preview(ticket, channel) -> dict:
 		"signature": sanitise_html(signature_of(draft)[1], load_images=True),
 		"quoting": draft.display_quote and not draft.do_not_quote,
 		"quote": sanitise_html(quote.html) if quote else "",
-		"quote_clipped": bool(quote and quote.clipped),
 	}
 
 

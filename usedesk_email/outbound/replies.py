@@ -51,7 +51,7 @@ def preview(ticket: str) -> dict:
 	doc = frappe.get_doc("Ticket", ticket)
 	doc.check_permission("email")
 	if not doc.channel:
-		return {"signature": "", "quoting": False, "quote": "", "quote_clipped": False}
+		return {"signature": "", "quoting": False, "quote": ""}
 	return closing_preview(doc, frappe.get_doc("Email Channel", doc.channel))
 
 

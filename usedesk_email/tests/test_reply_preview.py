@@ -47,7 +47,6 @@ class TestReplyPreview(ReplyFixture):
 		self.assertIn("Anna Smith, second line support", preview["signature"])
 		self.assertNotIn("The Shop support team", preview["signature"], "the personal signature wins")
 		self.assertIn("My kettle is broken.", preview["quote"])
-		self.assertFalse(preview["quote_clipped"])
 
 		self.reply_as(self.agent, "<p>A new one is on its way.</p>")
 		text = self.letters()["client@example.org"].get_body(("plain",)).get_content()
