@@ -25,7 +25,8 @@ SECRET_HEADER = "X-Usedesk-Secret"
 
 @frappe.whitelist()
 def provider_preset(address: str | None = None, office365: bool = False) -> dict | None:
-	"""Host, port and encryption of a well-known provider, for the channel form to fill in live."""
+	"""Host, port and encryption of a well-known provider, for the channel form to fill in live;
+	`provider_hosts` are all presets' hosts, which the form may replace (typed ones it keeps)."""
 	preset = providers.OFFICE_365 if office365 else preset_for(address or "")
 	if not preset:
 		return None
@@ -37,6 +38,7 @@ def provider_preset(address: str | None = None, office365: bool = False) -> dict
 		"smtp_host": smtp_host,
 		"smtp_port": smtp_port,
 		"smtp_encryption": ENCRYPTION[smtp_security],
+		"provider_hosts": list(providers.PRESET_HOSTS),
 	}
 
 

@@ -227,7 +227,7 @@ function add_ticket_style() {
 				${page} .layout-main-section, ${page} .layout-main-section > div,
 				${page} .std-form-layout, ${page} .form-layout { display: contents; }
 				${page} .layout-main-section-wrapper > :has(> .form-footer) { order: 1; }
-				${page} .form-page { order: 2; }
+				${page} .form-page { order: 2; margin-top: var(--margin-lg); }
 				${page} .form-footer .after-save { display: flex; flex-direction: column; }
 				${page} .form-footer .new-timeline { order: -1; }
 				${page} .timeline-message-box > .flex.justify-between { flex-wrap: wrap; row-gap: var(--padding-xs); }
