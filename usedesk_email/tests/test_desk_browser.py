@@ -318,7 +318,9 @@ class TestDeskBrowser(DeskBrowser, FrappeTestCase):
 		self.until_js(
 			driver,
 			"return window.cur_dialog && cur_dialog.$wrapper.hasClass('show')"
-			" && cur_dialog.$wrapper.find('.modal-title').text().startsWith(arguments[0])",
+			" && cur_dialog.$wrapper.find('.modal-title').text().startsWith(arguments[0])"
+			# the Reply dialog's preview of the quote: the mail's names and text, once loaded
+			" && (arguments[0] != 'Reply to' || cur_dialog.$wrapper.find('.usedesk-closing').length)",
 			title,
 		)
 
