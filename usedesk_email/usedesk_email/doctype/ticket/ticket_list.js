@@ -11,4 +11,18 @@ frappe.listview_settings["Ticket"] = {
 			channel.get_query = () => ({ query: "usedesk_email.api.channel_names" });
 		}
 	},
+
+	// Also the form's status pill. A status is said in the Ticket's own words (context
+	// "Ticket", as the form's status field asks too): Frappe's Russian for a bare "Open" is
+	// «Создано», a document created, not a ticket waiting for an answer.
+	get_indicator(doc) {
+		const statuses = {
+			Open: [__("Open", null, "Ticket"), "red"],
+			Replied: [__("Replied", null, "Ticket"), "blue"],
+			Resolved: [__("Resolved", null, "Ticket"), "green"],
+			Closed: [__("Closed", null, "Ticket"), "gray"],
+		};
+		const [label, colour] = statuses[doc.status] || [__(doc.status), "gray"];
+		return [label, colour, `status,=,${doc.status}`];
+	},
 };
