@@ -82,7 +82,9 @@ def save_to_sent(channel, communication: str) -> None:
 def failed(channel, row: str, attempts: int, exc: Exception, secrets: list[str]) -> None:
 	"""On the channel's health only; a connection problem is tried again later."""
 	frappe.db.rollback()
-	detail = redact(described(exc) if isinstance(exc, MailError) else frappe.utils.strip_html(str(exc)), *secrets)
+	detail = redact(
+		described(exc) if isinstance(exc, MailError) else frappe.utils.strip_html(str(exc)), *secrets
+	)
 	retry = isinstance(exc, TEMPORARY) and attempts <= len(RETRY_MINUTES)
 	frappe.db.set_value(
 		CHANNEL_MESSAGE,

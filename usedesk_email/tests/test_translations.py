@@ -26,8 +26,10 @@ from frappe.translate import get_all_translations, get_translations_from_csv
 from frappe.utils import is_html
 from frappe.utils.password import update_password
 
+from usedesk_email.channel.connection_check import check_channel
 from usedesk_email.testing.browser import CHROMEDRIVER, CHROMIUM, chromium
 from usedesk_email.testing.desk import desk_user, make_channel, served_site
+from usedesk_email.testing.ports import HOST, free_port
 
 APP = "usedesk_email"
 LOCALE = "ru"
@@ -133,7 +135,9 @@ class TestTranslations(FrappeTestCase):
 		for entry in left:
 			with self.subTest(entry.id):
 				self.assertEqual(entry.string, "", "a word left to Frappe is not translated by the app")
-				self.assertTrue(frappes.get(entry.id), "Frappe has Russian for it, or it would show in English")
+				self.assertTrue(
+					frappes.get(entry.id), "Frappe has Russian for it, or it would show in English"
+				)
 				self.assertEqual(_(entry.id, lang=LOCALE), frappes[entry.id])
 				own = [m.string for m in self.russian if m.id == entry.id and m.context]
 				self.assertTrue(own and all(own), f"the app's own {entry.id!r} is asked for with a context")
@@ -172,6 +176,38 @@ class TestTranslations(FrappeTestCase):
 			if is_html(key[0]) and any(p.split(":")[0].endswith(".py") for p in places)
 		]
 		self.assertEqual(with_markup, [], "markup in a Python string to translate")
+
+
+class TestRussianMessages(FrappeTestCase):
+	"""What the app says from the server in the reader's language, also when the engine speaks."""
+
+	def test_test_connection_speaks_russian_and_keeps_the_engines_detail(self):
+		channel = make_channel(
+			f"russian check {frappe.generate_hash(length=8)}",
+			imap_host=HOST,
+			imap_port=free_port(),
+			outgoing_type="External",
+			smtp_host=HOST,
+			smtp_port=free_port(),
+			smtp_encryption="STARTTLS",
+		)
+		saved = frappe.local.lang
+		try:
+			frappe.local.lang = "en"
+			english = {row["label"]: row["message"] for row in check_channel(channel)["checks"]}
+			frappe.local.lang = LOCALE
+			russian = {row["label"]: row["message"] for row in check_channel(channel)["checks"]}
+		finally:
+			frappe.local.lang = saved
+		self.assertEqual(set(english), {"Incoming (IMAP)", "Outgoing (SMTP)"})
+		self.assertEqual(set(russian), {"Входящая почта (IMAP)", "Исходящая почта (SMTP)"})
+		for english_label, russian_label in (
+			("Incoming (IMAP)", "Входящая почта (IMAP)"),
+			("Outgoing (SMTP)", "Исходящая почта (SMTP)"),
+		):
+			refused = english[english_label]
+			self.assertIn("refused", refused)
+			self.assertEqual(russian[russian_label], f"Не удалось подключиться к серверу: {refused}")
 
 
 class TestRussianDesk(FrappeTestCase):
@@ -235,7 +271,9 @@ class TestRussianDesk(FrappeTestCase):
 		driver.find_element(By.ID, "login_email").send_keys(AGENT)
 		driver.find_element(By.ID, "login_password").send_keys(PASSWORD)
 		driver.find_element(By.CSS_SELECTOR, ".page-card-body .btn-login").click()
-		self.wait(driver, "return !location.pathname.startsWith('/login') && !!window.frappe && !!frappe.boot")
+		self.wait(
+			driver, "return !location.pathname.startsWith('/login') && !!window.frappe && !!frappe.boot"
+		)
 
 	def shot(self, driver, name: str):
 		driver.save_screenshot(os.path.join(self.shots, f"{name}.png"))
@@ -247,7 +285,13 @@ class TestRussianDesk(FrappeTestCase):
 		"""None of the app's English words, and not Frappe's «Создано» for an open ticket."""
 		text = self.page_text(driver)
 		self.assertNotIn("Создано", text, where)
-		for english in ("Client E-mail", "CC Participants", "Add CC participants", "Forward message", "Reply"):
+		for english in (
+			"Client E-mail",
+			"CC Participants",
+			"Add CC participants",
+			"Forward message",
+			"Reply",
+		):
 			self.assertNotIn(english, text, where)
 
 	def test_an_agent_works_in_russian(self):
