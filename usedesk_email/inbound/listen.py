@@ -38,6 +38,7 @@ from usedesk_email.channel.config import ca_file, imap_settings
 from usedesk_email.channel.kinds import OFFICE_365
 from usedesk_email.channel.oauth import REFRESH_MARGIN, token_expires_in
 from usedesk_email.db import as_text, database_now, safe_values
+from usedesk_email.engine_errors import described
 from usedesk_email.inbound import leases
 from usedesk_email.inbound.leases import LIVE, POLLING
 from usedesk_email.inbound.poll import enqueue_poll, poll_job_status, record_failure
@@ -214,7 +215,7 @@ class Listener:
 				held.refresh_at = time.monotonic() + max(token_expires_in(doc) - TOKEN_AHEAD, TICK)
 		except MailConnectionError as error:  # the token endpoint: ask again soon, keep what runs
 			held.refresh_at = time.monotonic() + RETRY_TOKEN
-			self.write(held, listener_error=str(error))
+			self.write(held, listener_error=described(error))
 			return
 		except MailError as error:
 			self.park(held, doc, error)
@@ -236,7 +237,7 @@ class Listener:
 		frappe.db.rollback()
 		self.stop_watcher(held)
 		held.parked, held.refresh_at = True, None
-		message = redact(str(error), doc.get_password("imap_password", raise_exception=False))
+		message = redact(described(error), doc.get_password("imap_password", raise_exception=False))
 		record_failure(doc, error, live_state=POLLING, listener_error=as_text(message))
 		held.state = POLLING
 		log.warning("listener %s: channel %s waits for new settings: %s", self.holder, held.name, message)
@@ -281,7 +282,7 @@ class Listener:
 			self.pending.add(name)  # until its poll is queued, right after this
 			self.write(held, last_event_at=now_datetime())
 		elif kind == idle.DROPPED:
-			self.write(held, live_state=POLLING, listener_error=str(error))
+			self.write(held, live_state=POLLING, listener_error=described(error))
 		elif kind == idle.NO_IDLE:
 			message = _("The server does not offer IMAP IDLE: the channel is polled every 5 minutes.")
 			self.write(held, live_state=POLLING, listener_error=message)

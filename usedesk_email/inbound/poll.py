@@ -18,6 +18,7 @@ from usedesk_email.channel.config import ca_file, imap_settings
 from usedesk_email.channel.kinds import OWN_SERVER
 from usedesk_email.channel.oauth import with_fresh_token
 from usedesk_email.db import as_text, database_now, named_lock
+from usedesk_email.engine_errors import described
 from usedesk_email.inbound.batch import IngestBatch
 from usedesk_email.inbound.leases import mark_unheld
 from usedesk_email.mail.drain import drain
@@ -147,7 +148,9 @@ def record_failure(doc, error: MailError, **values) -> None:
 		doc.name,
 		last_result=frappe._("Error"),
 		# a server's words, shown by the form as HTML: stored as plain text, as a form stores it
-		last_error=as_text(redact(str(error), doc.get_password("imap_password", raise_exception=False))),
+		last_error=as_text(
+			redact(described(error), doc.get_password("imap_password", raise_exception=False))
+		),
 		consecutive_failures=failures,
 		next_poll_after=next_poll_after,
 		**values,

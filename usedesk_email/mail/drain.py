@@ -8,7 +8,8 @@ and there are enough of them for the worker to pay for its start.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from usedesk_email.mail.errors import ConfigError, MailError
 from usedesk_email.mail.fetch_worker import FetchWorker
@@ -22,6 +23,20 @@ from usedesk_email.mail.imap_session import (
 	ImapSettings,
 	check_batch_limits,
 )
+
+
+class DrainSession(Protocol):
+	"""What `drain` needs of a mailbox, as `ImapSession` and `FetchWorker` both give it: a new
+	session kind (another process model, another protocol) implements these."""
+
+	def __enter__(self) -> DrainSession: ...
+	def __exit__(self, *exc_info: object) -> None: ...
+	def select(self) -> int: ...
+	def unseen_uids(self) -> list[int]: ...
+	def fetch_batches(
+		self, uids: list[int], batch_size: int, batch_bytes: int
+	) -> Iterator[list[FetchedMessage]]: ...
+	def mark_seen(self, uids: Iterable[int]) -> None: ...
 
 
 def drain(
@@ -66,7 +81,9 @@ def drain(
 		raise ConfigError("the time budget of a mail session must be a positive number of seconds")
 	deadline = clock() + time_budget
 
-	def run(session: ImapSession | FetchWorker, uidvalidity: int, unseen: list[int], batches) -> DrainResult:
+	def run(
+		session: DrainSession, uidvalidity: int, unseen: list[int], batches: Iterator[list[FetchedMessage]]
+	) -> DrainResult:
 		result = DrainResult(
 			uidvalidity=uidvalidity,
 			uidvalidity_changed=known_uidvalidity is not None and known_uidvalidity != uidvalidity,
@@ -95,7 +112,7 @@ def drain(
 
 
 def _drain_batches(
-	session: ImapSession | FetchWorker,
+	session: DrainSession,
 	batches: Iterator[list[FetchedMessage]],
 	handle: Callable[[FetchedMessage], bool],
 	result: DrainResult,
@@ -117,7 +134,7 @@ def _drain_batches(
 
 
 def _handle_batch(
-	session: ImapSession,
+	session: DrainSession,
 	batch: list[FetchedMessage],
 	handle: Callable[[FetchedMessage], bool],
 	result: DrainResult,
