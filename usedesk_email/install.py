@@ -1,5 +1,5 @@
-"""Install and migrate hooks: the roles the app's permissions are written for, and an index
-Frappe's File lacks."""
+"""Install and migrate hooks: the roles the app's permissions are written for, an index
+Frappe's File lacks, and Ticket in global search."""
 
 import frappe
 
@@ -38,3 +38,12 @@ def index_file_hashes() -> None:
 	"""Frappe looks up every saved file by its content hash (to store equal bytes once), and
 	`tabFile` has no index for it: each attachment of each message scanned the whole table."""
 	frappe.db.add_index("File", ["content_hash"], index_name=FILE_HASH_INDEX)
+
+
+def add_ticket_to_global_search() -> None:
+	"""Ticket among the DocTypes global search shows: the setup wizard takes them from the
+	apps' `global_search_doctypes` hooks, so a site set up before the app came lacks it."""
+	settings = frappe.get_single("Global Search Settings")
+	if "Ticket" not in {row.document_type for row in settings.allowed_in_global_search}:
+		settings.append("allowed_in_global_search", {"document_type": "Ticket"})
+		settings.save(ignore_permissions=True)
