@@ -26,7 +26,7 @@ from PIL import Image
 from usedesk_email.api import ticket_context
 from usedesk_email.inbound.batch import ingest_raw
 from usedesk_email.testing.browser import CHROMEDRIVER, CHROMIUM, chromium
-from usedesk_email.testing.desk import desk_user, make_channel, served_site
+from usedesk_email.testing.desk import desk_user, make_channel, remove_channel_rows, served_site
 from usedesk_email.testing.ports import HOST
 
 AGENT = "browser-agent@usedesk.test"
@@ -208,28 +208,6 @@ def html_mail(pixel_url: str, run: str) -> bytes:
 		'Content-Disposition: inline; filename="logo.png"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
 		f"{base64.b64encode(png((200, 30, 30))).decode()}\r\n--r1--\r\n"
 	).encode()
-
-
-def remove_channel_rows(channel: str) -> None:
-	"""A test channel goes with its committed tickets, messages and files (ingestion commits)."""
-	frappe.db.rollback()
-	tickets = frappe.get_all("Ticket", {"channel": channel}, pluck="name")
-	comms = frappe.get_all(
-		"Communication",
-		{"reference_doctype": "Ticket", "reference_name": ("in", tickets or ["-"])},
-		pluck="name",
-	)
-	for file in frappe.get_all(
-		"File", {"attached_to_doctype": "Communication", "attached_to_name": ("in", comms)}, pluck="name"
-	):
-		frappe.delete_doc("File", file, force=True, ignore_permissions=True)
-	if comms:
-		frappe.db.delete("Communication Link", {"parent": ("in", comms)})
-		frappe.db.delete("Communication", {"name": ("in", comms)})
-	frappe.db.delete("Ticket", {"channel": channel})
-	frappe.db.delete("Email Channel Message", {"channel": channel})
-	frappe.delete_doc("Email Channel", channel, force=True, ignore_permissions=True)
-	frappe.db.commit()
 
 
 @contextmanager

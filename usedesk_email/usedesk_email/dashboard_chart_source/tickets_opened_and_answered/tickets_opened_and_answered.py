@@ -4,8 +4,11 @@
 """The Helpdesk workspace's chart: tickets opened, and tickets answered (their first reply
 out), per day or whatever interval the chart is set to; both from indexed Ticket times."""
 
+from datetime import datetime, time
+
 import frappe
 from frappe.desk.doctype.dashboard_chart.dashboard_chart import get_chart_config
+from frappe.utils import getdate
 from frappe.utils.dashboard import cache_source
 
 
@@ -30,16 +33,19 @@ def get(
 		else frappe._dict(frappe.parse_json(chart))
 	)
 	timespan, time_interval = timespan or chart.timespan, time_interval or chart.time_interval
-	if timespan == "Select Date Range":
-		from_date, to_date = from_date or chart.from_date, to_date or chart.to_date
+	if timespan == "Select Date Range":  # whole days, the last one too
+		from_date = getdate(from_date or chart.from_date)
+		to_date = datetime.combine(getdate(to_date or chart.to_date), time.max)
+	else:
+		from_date = to_date = None  # Frappe counts back from now
 	configs = [
 		get_chart_config(
 			frappe._dict(document_type="Ticket", based_on=field, chart_type="Count", name=label),
 			[],
 			timespan,
 			time_interval,
-			frappe.utils.get_datetime(from_date) if from_date else None,
-			frappe.utils.get_datetime(to_date) if to_date else None,
+			from_date,
+			to_date,
 		)
 		for label, field in ((frappe._("Opened"), "opened_at"), (frappe._("Answered"), "first_response_at"))
 	]
