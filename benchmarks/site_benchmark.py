@@ -4,7 +4,8 @@ Run from the bench's sites directory with the bench's Python (needs root for Dov
 
     cd frappe-bench/sites
     ../env/bin/python ../apps/usedesk_email/benchmarks/site_benchmark.py --site S --n 1000 \\
-        [--stored-tickets 50000] [--frappe-runs 0] [--send 50] [--rounds 5] [--profile FILE]
+        [--stored-tickets 50000] [--frappe-runs 0] [--send 50] [--rounds 5] [--profile FILE] \\
+        [--compare-search]
 
 One run fills three Dovecot mailboxes with the same N generated messages (plain and HTML,
 one in ten with an attachment of 200 KB of its own, a third replying to earlier ones; only the Message-ID
@@ -24,7 +25,9 @@ pull of a new account is an initial sync with costs and limits of its own).
 
 With `--rounds R` the poll and Frappe's pull run R times, alternating, each on fresh copies
 of the same messages, and each round's ratio is printed: on a shared machine the two
-sides of one round see the same load.
+sides of one round see the same load. `--compare-search` runs the poll twice a round, with
+and without the global search index of the tickets it stores (site config
+`disable_global_search` in the poll's process), in alternating order.
 
 SQL statements are the database session's own count (`SHOW SESSION STATUS 'Questions'`).
 `--stored-tickets K` first bulk-inserts K tickets, ledger rows and Communications, to show
@@ -271,6 +274,8 @@ def child(args) -> None:
 	if args.phase != "floor":
 		frappe.init(site=args.site, sites_path=".")
 		frappe.connect()
+		if args.no_search:
+			frappe.local.conf.disable_global_search = 1  # what the poll did before the index
 	if args.profile:
 		import cProfile
 
@@ -425,6 +430,15 @@ def rate(result: dict) -> float:
 	return result["messages"] / result["seconds"] if result["seconds"] else 0
 
 
+def per_message(result: dict) -> str:
+	"""SQL statements per message."""
+	return (
+		f"{result['queries'] / result['messages']:.2f}"
+		if result.get("queries") and result["messages"]
+		else "-"
+	)
+
+
 def report(rows: list[tuple[str, dict]], n: int) -> None:
 	print(f"\nN = {n} messages, {os.cpu_count()} CPUs, run {RUN_ID}\n")
 	print(
@@ -433,7 +447,7 @@ def report(rows: list[tuple[str, dict]], n: int) -> None:
 	)
 	print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for label, r in rows:
-		per = f"{r['queries'] / r['messages']:.1f}" if r.get("queries") and r["messages"] else "-"
+		per = per_message(r)
 		print(
 			f"| {label} | {r['messages']} | {r['seconds']:.1f} | {rate(r):.1f} | {per} | {r['peak_rss_mb']}"
 			f" | {r['rss_growth_mb']} | {r.get('worker_peak_rss_mb', '-')} |"
@@ -458,11 +472,25 @@ def main() -> None:
 		"--rounds", type=int, default=1, help="poll and Frappe pull, alternating, this many times"
 	)
 	parser.add_argument("--profile", help="write each phase's cProfile stats to PROFILE.<phase>")
-	for name in ("phase", "port", "user", "password", "ca", "channel", "account", "communications"):
+	parser.add_argument(
+		"--compare-search", action="store_true", help="the poll with and without the search index"
+	)
+	for name in (
+		"phase",
+		"port",
+		"user",
+		"password",
+		"ca",
+		"channel",
+		"account",
+		"communications",
+		"no_search",
+	):
 		parser.add_argument(f"--{name}")
 	args = parser.parse_args()
 	if args.phase:
 		args.port = int(args.port) if args.port else None
+		args.no_search = args.no_search == "1"
 		return child(args)
 
 	from usedesk_email.inbound.poll import poll_channel
@@ -500,23 +528,34 @@ def main() -> None:
 					),
 				)
 			)
-		ratios = []
+		ratios, search_costs = [], []
 		for round_no in range(1, args.rounds + 1):
 			tag = f"{RUN_ID}-{round_no}"
 			suffix = f", round {round_no}" if args.rounds > 1 else ""
-			app = frappe_pull = None
-			if "app" not in skip:
+			app = frappe_pull = unindexed = None
+			searches = [True]
+			if args.compare_search:  # which goes first alternates from round to round
+				searches = [False, True] if round_no % 2 else [True, False]
+			for search in searches if "app" not in skip else []:
+				variant = f"{tag}-{'search' if search else 'nosearch'}"
 				box = server.new_mailbox("bench")
-				channel = make_channel(server, box, f"bench app {tag}").name
+				channel = make_channel(server, box, f"bench app {variant}").name
 				poll_channel(channel)  # connected before the mail comes, like Frappe's account below
-				fill(server, box, messages, f"app-{tag}.example")
-				if args.stored_tickets and round_no == 1:
+				fill(server, box, messages, f"app-{variant}.example")
+				if args.stored_tickets and round_no == 1 and search == searches[0]:
 					store_tickets(channel, args.stored_tickets)
 				frappe.db.commit()
-				app = run_child("app", channel=channel, **common)
-				rows.append(
-					(f"usedesk_email poll ({args.stored_tickets} tickets stored before){suffix}", app)
-				)
+				result = run_child("app", channel=channel, no_search=0 if search else 1, **common)
+				label = f"usedesk_email poll ({args.stored_tickets} tickets stored before)"
+				if args.compare_search:
+					label += ", search index " + ("on" if search else "off")
+				rows.append((label + suffix, result))
+				if search:
+					app = result
+				else:
+					unindexed = result
+			if app and unindexed:
+				search_costs.append((app, unindexed))
 			if "frappe" not in skip:
 				box = server.new_mailbox("bench")
 				account = make_email_account(server, box, tag)
@@ -535,6 +574,11 @@ def main() -> None:
 				result = run_child("send", communications=json.dumps(names), **common)
 				rows.append((f"send replies, {recipients} recipient(s) each", result))
 	report(rows, args.n)
+	for indexed, unindexed in search_costs:
+		print(
+			f"search index, one round: {rate(indexed):.1f} messages/s with it, {rate(unindexed):.1f} "
+			f"without; SQL per message {per_message(indexed)} with it, {per_message(unindexed)} without"
+		)
 	if ratios:
 		ratios.sort()
 		print(

@@ -198,7 +198,6 @@ class TestTicketList(FrappeTestCase):
 			try:
 				data = chart_source.get(
 					chart_name=CHART,
-					refresh=1,
 					timespan="Select Date Range",
 					time_interval="Daily",
 					from_date=day,
