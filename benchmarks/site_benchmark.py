@@ -486,7 +486,7 @@ def main() -> None:
 		"communications",
 		"no_search",
 	):
-		parser.add_argument(f"--{name}")
+		parser.add_argument(f"--{name.replace('_', '-')}")
 	args = parser.parse_args()
 	if args.phase:
 		args.port = int(args.port) if args.port else None

@@ -43,6 +43,7 @@ has_permission = {"Communication": "usedesk_email.permissions.communication"}
 doc_events = {
 	"Communication": {
 		"after_insert": "usedesk_email.outbound.delivery.queue_sending",
+		"on_trash": "usedesk_email.search_index.on_communication_trash",
 	},
 	# Postfix's table of the internal addresses it may accept (usedesk_email/postfix.py).
 	"Email Channel": {

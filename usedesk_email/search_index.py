@@ -3,9 +3,10 @@
 Frappe indexes a saved document's `in_global_search` fields; a ticket's messages are
 Communications, which global search never shows (Core DocTypes are refused), and the
 ingestion saves neither tickets nor messages. So a ticket's entry is built here, from the
-database after the commit that changed it, and goes through Frappe's own queue
-(`global_search_queue`, where the last entry of a document wins): it lands after the
-fields-only entry Frappe queues for a ticket saved in a form, and is written at once.
+database as the transaction that changed it commits, and written at once, right after
+Frappe's queue of entries (`global_search_queue`, flushed by the scheduler every 15
+minutes) is written: the fields-only entry Frappe queues for a ticket saved in a form never
+lands over it.
 
 The desk puts an entry's text into its search results as HTML (between tags, never in an
 attribute): `<`, `>` and `&` are escaped here, since the text comes from mail.
@@ -14,9 +15,9 @@ attribute): `<`, `>` and `&` are escaped here, since the text comes from mail.
 from html import escape, unescape
 
 import frappe
-from frappe.query_builder.functions import Substring
+from frappe.query_builder.functions import Coalesce, NullIf, Substring
 from frappe.utils import strip_html_tags
-from frappe.utils.global_search import sync_global_search, sync_value_in_queue
+from frappe.utils.global_search import sync_global_search, sync_values
 
 from usedesk_email.db import from_text
 
@@ -29,41 +30,56 @@ FIELDS = ("subject", "client_email", "client_name", "cc_addresses")
 SEPARATOR = " ||| "  # between the parts of an entry: Frappe's, which the desk splits on
 
 
-def index_after_commit(ticket: str | int) -> None:
-	"""Index the ticket once the transaction that changed it commits (nothing on rollback)."""
+def index_on_commit(ticket: str | int) -> None:
+	"""Index the ticket as the transaction that changed it commits (nothing on rollback)."""
 	pending = getattr(frappe.local, "usedesk_search_pending", None)
-	if pending is None or index_pending not in frappe.db.after_commit._functions:
+	if pending is None or index_pending not in frappe.db.before_commit._functions:
 		pending = frappe.local.usedesk_search_pending = set()
-		frappe.db.after_commit.add(index_pending)
+		frappe.db.before_commit.add(index_pending)
 	pending.add(str(ticket))
 
 
+def on_communication_trash(doc, method=None) -> None:
+	"""A deleted message's text leaves its ticket's entry (doc event)."""
+	if doc.reference_doctype == "Ticket" and doc.reference_name:
+		index_on_commit(doc.reference_name)
+
+
 def index_pending() -> None:
-	"""After a commit: the tickets it changed. What changed them is committed already: a
-	failure here is logged (committed with the next transaction) and the ticket indexed again
-	at its next change or by `reindex_all`."""
+	"""Just before the commit (`before_commit`): the tickets the transaction changed, read as
+	it wrote them. Written then rather than after: the table does not take part in the
+	transaction anyway, and a write after the commit would leave a transaction open in which
+	Frappe then refuses DDL (a custom field). A failure is logged, committed with the
+	mail, and the ticket indexed again at its next change or by `reindex_all`."""
 	names = frappe.local.usedesk_search_pending
 	frappe.local.usedesk_search_pending = None
 	if not names or frappe.local.conf.get("disable_global_search"):
 		return
 	try:
 		index(sorted(names))
+	except (frappe.QueryDeadlockError, frappe.QueryTimeoutError):
+		raise  # the database undid the transaction: the commit must not pretend otherwise
 	except Exception:
 		frappe.log_error(title=frappe._("Tickets could not be added to global search"))
 
 
 def index(names: list[str]) -> None:
-	"""Queue the tickets' entries after anything queued for them before, and write the queue."""
-	for value in entries(names):
-		sync_value_in_queue(value)
+	"""Write the tickets' entries, after what waits in Frappe's queue (its fields-only entries
+	of tickets saved in a form): those land first, so they never replace these."""
 	sync_global_search()
+	if values := entries(names):
+		sync_values([tuple(value.values()) for value in values])
 
 
 def entries(names: list[str]) -> list[dict]:
-	"""The global search rows of these tickets, as Frappe's queue takes them."""
-	tickets = frappe.get_all(
-		"Ticket", filters={"name": ("in", names)}, fields=["name", *FIELDS], order_by="name"
-	)
+	"""The global search rows of these tickets, their values in the table's column order."""
+	ticket = frappe.qb.DocType("Ticket")
+	tickets = (
+		frappe.qb.from_(ticket)
+		.select(ticket.name, *(ticket[f] for f in FIELDS))
+		.where(ticket.name.isin(names))
+		.orderby(ticket.name)
+	).run(as_dict=True)
 	messages = messages_of([str(t.name) for t in tickets])
 	labels = {f: frappe.get_meta("Ticket").get_label(f) for f in FIELDS}
 	return [
@@ -84,24 +100,27 @@ def entries(names: list[str]) -> list[dict]:
 
 def messages_of(tickets: list[str]) -> dict[str, list]:
 	"""Per ticket, its first message and its newest (MESSAGES in all), newest first after
-	the first, each as (who, text): the sender and the text, HTML reduced to text."""
+	the first, each as (who, text): the sender, and the text (the HTML as text where a
+	message has no text, as agents' replies)."""
 	if not tickets:
 		return {}
-	rows = frappe.get_all(
-		"Communication",
-		filters={
-			"reference_doctype": "Ticket",
-			"reference_name": ("in", tickets),
-			"communication_type": "Communication",
-		},
-		fields=["name", "reference_name"],
-		order_by="communication_date asc, creation asc",
-	)
+	comm = frappe.qb.DocType("Communication")
+	rows = (
+		frappe.qb.from_(comm)
+		.select(comm.name, comm.reference_name)
+		.where(
+			(comm.reference_doctype == "Ticket")
+			& comm.reference_name.isin(tickets)
+			& (comm.communication_type == "Communication")
+		)
+		.orderby(comm.communication_date)
+		.orderby(comm.creation)
+	).run(as_dict=True)
 	by_ticket: dict[str, list[str]] = {}
 	for row in rows:
 		by_ticket.setdefault(row.reference_name, []).append(row.name)
 	chosen = {ticket: names[:1] + names[1:][::-1][: MESSAGES - 1] for ticket, names in by_ticket.items()}
-	comm = frappe.qb.DocType("Communication")
+	text = NullIf(comm.text_content, "")
 	texts = {
 		row.name: row
 		for row in frappe.qb.from_(comm)
@@ -109,8 +128,8 @@ def messages_of(tickets: list[str]) -> dict[str, list]:
 			comm.name,
 			comm.sender,
 			comm.sender_full_name,
-			Substring(comm.text_content, 1, MESSAGE_CHARS).as_("text"),
-			Substring(comm.content, 1, MESSAGE_CHARS * 4).as_("html"),
+			Substring(Coalesce(text, comm.content), 1, MESSAGE_CHARS * 4).as_("text"),
+			text.isnull().as_("html"),
 		)
 		.where(comm.name.isin([name for names in chosen.values() for name in names] or [""]))
 		.run(as_dict=True)
@@ -119,7 +138,9 @@ def messages_of(tickets: list[str]) -> dict[str, list]:
 		ticket: [
 			frappe._dict(
 				who=" ".join(filter(None, (from_text(texts[n].sender_full_name or ""), texts[n].sender))),
-				text=(texts[n].text or unescape(strip_html_tags(texts[n].html or "")))[:MESSAGE_CHARS],
+				text=(
+					unescape(strip_html_tags(texts[n].text or "")) if texts[n].html else texts[n].text or ""
+				)[:MESSAGE_CHARS],
 			)
 			for n in names
 		]

@@ -104,9 +104,26 @@ class TestTicketSearch(FrappeTestCase):
 		doc.status = "Resolved"
 		doc.save()
 		frappe.db.commit()
+		# written with the transaction, not after it: a write left open would make Frappe
+		# refuse the next DDL (a custom field) with ImplicitCommitError
+		self.assertEqual(frappe.db.transaction_writes, 0)
 		sync_global_search()  # Frappe's own scheduled flush, in case anything was left queued
 		self.assertIn(marker, entry(ticket))
 		self.assertEqual(found(marker), [str(ticket)])
+
+	def test_a_deleted_message_leaves_the_entry(self):
+		first, second = word(), word()
+		ticket = self.ingest(mail("Two", message_id=f"{first}@example.org", body=first)).ticket
+		reply = self.ingest(
+			mail(
+				"Re: Two", message_id=f"{second}@example.org", in_reply_to=f"{first}@example.org", body=second
+			)
+		)
+		self.assertEqual(found(second), [str(ticket)])
+		frappe.delete_doc("Communication", reply.communication, ignore_permissions=True, force=True)
+		frappe.db.commit()
+		self.assertEqual(found(second), [])
+		self.assertEqual(found(first), [str(ticket)])
 
 	def test_a_rolled_back_change_is_not_indexed(self):
 		marker = word()

@@ -13,7 +13,7 @@ from frappe.utils import now_datetime
 from usedesk_email.db import update_row
 from usedesk_email.mail.message import AUTOMATIC, Kind
 from usedesk_email.participants import split_lines
-from usedesk_email.search_index import index_after_commit
+from usedesk_email.search_index import index_on_commit
 
 REOPENED_BY_CLIENT = ("Replied", "Resolved")
 DONE = ("Resolved", "Closed")
@@ -28,7 +28,7 @@ class Ticket(Document):
 		self.track_resolution()
 
 	def on_change(self):
-		index_after_commit(self.name)  # after Frappe's own entry of the save: see search_index
+		index_on_commit(self.name)  # after Frappe's own entry of the save: see search_index
 
 	def set_opened_at(self):
 		if not self.opened_at:
@@ -87,7 +87,7 @@ def apply_message(ticket, communication) -> None:
 	"""`on_communication_update` for a message the ingestion wrote: the same rules, without a
 	save. `ticket` is the row it found or opened (name, status, first_response_at,
 	waiting_since, is_new); a new ticket was inserted with what its first message says."""
-	index_after_commit(ticket.name)
+	index_on_commit(ticket.name)
 	if ticket.get("is_new"):
 		return
 	values = communication_update(ticket, communication)
