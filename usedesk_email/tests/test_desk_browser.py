@@ -15,6 +15,8 @@ import shutil
 import tempfile
 import threading
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
@@ -279,11 +281,15 @@ class TestDeskBrowser(FrappeTestCase):
 	def inbox_tickets(cls, run: str):
 		"""Two clients' tickets with one subject (one waits, one was answered), the first
 		assigned to the agent; and one found by a word of its message, markup and all."""
+		today = format_datetime(datetime.now(timezone.utc))  # for the chart of the last month
 		cls.waiting, cls.answered = (
 			ingest_raw(
 				cls.channel,
 				mail(
-					"Same subject", sender=f"{who}.{run}@example.org", message_id=f"{who}.{run}@example.org"
+					"Same subject",
+					sender=f"{who}.{run}@example.org",
+					message_id=f"{who}.{run}@example.org",
+					date=today,
 				).replace(b"From: Client", f"From: {name}".encode()),
 				"test",
 			).ticket
@@ -538,8 +544,14 @@ class TestDeskBrowser(FrappeTestCase):
 				self.until_js(
 					driver,
 					"return frappe.get_route().join('/') === 'Workspaces/Helpdesk'"
-					" && $('.shortcut-widget-box .indicator-pill').length >= 4"
-					" && $('.dashboard-widget-box .frappe-chart').length",
+					" && $('.shortcut-widget-box .indicator-pill').length >= 4",
+				)
+				# the chart is drawn empty first, then with its data: today's tickets lift "Opened"
+				self.until_js(
+					driver,
+					"const path = document.querySelector('.dashboard-widget-box .dataset-0 .line-graph-path');"
+					"const ys = [...(path?.getAttribute('d') || '').matchAll(/[ML][\\d.]+,([\\d.]+)/g)];"
+					"return new Set(ys.map((m) => m[1])).size > 1",
 				)
 				shortcuts = dict(
 					driver.execute_script(
