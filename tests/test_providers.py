@@ -3,7 +3,7 @@
 import pytest
 
 from usedesk_email.mail.errors import ConfigError
-from usedesk_email.mail.providers import default_port, preset_for, saves_sent
+from usedesk_email.mail.providers import OFFICE_365, PRESET_HOSTS, default_port, preset_for, saves_sent
 
 
 @pytest.mark.parametrize(
@@ -107,3 +107,13 @@ def test_providers_that_file_sent_mail_themselves_are_known_by_their_smtp_host()
 	assert saves_sent("smtp.mail.ru") is None, "Mail.ru: not known to save what SMTP sent"
 	assert saves_sent("mail.shop.example") is None
 	assert saves_sent("") is None
+
+
+def test_preset_hosts_hold_every_host_a_preset_fills_in():
+	"""The channel form replaces these when the address moves to another provider."""
+	for address in ("a@gmail.com", "a@yandex.ru", "a@mail.ru", "a@gmx.net", "a@icloud.com"):
+		preset = preset_for(address)
+		assert {preset.imap[0], preset.smtp[0]} <= set(PRESET_HOSTS), address
+	assert {OFFICE_365.imap[0], OFFICE_365.smtp[0]} <= set(PRESET_HOSTS)
+	assert "imap.example.com" not in PRESET_HOSTS
+	assert list(PRESET_HOSTS) == sorted(set(PRESET_HOSTS))

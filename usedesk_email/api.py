@@ -25,7 +25,8 @@ SECRET_HEADER = "X-Usedesk-Secret"
 
 @frappe.whitelist()
 def provider_preset(address: str | None = None, office365: bool = False) -> dict | None:
-	"""Host, port and encryption of a well-known provider, for the channel form to fill in live."""
+	"""Host, port and encryption of a well-known provider, for the channel form to fill in live;
+	`provider_hosts` are all presets' hosts, which the form may replace (typed ones it keeps)."""
 	preset = providers.OFFICE_365 if office365 else preset_for(address or "")
 	if not preset:
 		return None
@@ -37,6 +38,7 @@ def provider_preset(address: str | None = None, office365: bool = False) -> dict
 		"smtp_host": smtp_host,
 		"smtp_port": smtp_port,
 		"smtp_encryption": ENCRYPTION[smtp_security],
+		"provider_hosts": list(providers.PRESET_HOSTS),
 	}
 
 
@@ -145,6 +147,13 @@ def reply(
 	Lists may come JSON-encoded, as the desk's `frappe.call` sends them.
 	"""
 	return replies.create_reply(str(ticket), content, string_list(attachments), string_list(cc))
+
+
+@frappe.whitelist(methods=["GET"])
+def reply_preview(ticket: str | int) -> dict:
+	"""What a reply on the ticket will carry under the message: the signature and the quoted
+	history, as sanitised HTML for the Reply dialog (`quoting` says whether the channel quotes)."""
+	return replies.preview(str(ticket))
 
 
 @frappe.whitelist()

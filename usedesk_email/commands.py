@@ -67,16 +67,17 @@ def purge(context, yes: bool):
 	frappe.connect()
 	try:
 		counts = ticket_messages_count()
-		question = (
-			f"Delete all tickets with {counts['communications']} messages and {counts['files']} files "
-			f"on {frappe.local.site}? This cannot be undone"
-		)
+		question = _(
+			"Delete all tickets with {0} messages and {1} files on {2}? This cannot be undone"
+		).format(counts["communications"], counts["files"], frappe.local.site)
 		if not yes and not click.confirm(question):
-			click.echo("Nothing deleted.")
+			click.echo(_("Nothing deleted."))
 			sys.exit(1)
 		counts = purge_conversations()
 		click.echo(
-			f"Deleted {counts['tickets']} tickets, {counts['communications']} messages and {counts['files']} files."
+			_("Deleted {0} tickets, {1} messages and {2} files.").format(
+				counts["tickets"], counts["communications"], counts["files"]
+			)
 		)
 	finally:
 		frappe.destroy()

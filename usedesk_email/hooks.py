@@ -18,12 +18,14 @@ after_install = [
 	"usedesk_email.install.add_ticket_to_global_search",
 	"usedesk_email.ticket_views.ensure_saved_filters",
 	"usedesk_email.inbound.postfix.refresh_recipient_table",
+	"usedesk_email.install.compile_translations",
 ]
 after_migrate = [
 	"usedesk_email.install.ensure_roles",
 	"usedesk_email.install.index_file_hashes",
 	"usedesk_email.install.grant_communication_read",
 	"usedesk_email.inbound.postfix.refresh_recipient_table",
+	"usedesk_email.install.compile_translations",
 ]
 before_uninstall = "usedesk_email.uninstall.before_uninstall"
 after_uninstall = "usedesk_email.uninstall.after_uninstall"

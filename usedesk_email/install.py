@@ -1,8 +1,9 @@
 """Install and migrate hooks: the roles the app's permissions are written for, an index
-Frappe's File lacks, and Ticket in global search."""
+Frappe's File lacks, the compiled translations, and Ticket in global search."""
 
 import frappe
 
+APP = "usedesk_email"
 ROLES = ("Support Agent", "Support Manager")
 
 
@@ -38,6 +39,20 @@ def index_file_hashes() -> None:
 	"""Frappe looks up every saved file by its content hash (to store equal bytes once), and
 	`tabFile` has no index for it: each attachment of each message scanned the whole table."""
 	frappe.db.add_index("File", ["content_hash"], index_name=FILE_HASH_INDEX)
+
+
+def compile_translations() -> None:
+	"""Frappe reads an app's translations from `sites/assets/locale/<lang>/LC_MESSAGES/<app>.mo`,
+	which `bench build` compiles from the app's `locale/<lang>.po`. Compiled here too, so a site
+	installed or migrated without a build (a `git pull` and `migrate`) speaks the po it has."""
+	from frappe.gettext.translate import get_catalog, get_locales, get_mo_path, write_binary
+
+	for locale in get_locales(APP):
+		try:
+			write_binary(APP, get_catalog(APP, locale), locale)
+		except OSError as error:  # a bench whose assets are read-only: `bench build` compiles them
+			print(f"usedesk_email: {get_mo_path(APP, locale)} not written ({error}); run bench build")
+	frappe.translate.clear_cache()
 
 
 def add_ticket_to_global_search() -> None:

@@ -11,6 +11,7 @@ import frappe
 from frappe import _
 
 from usedesk_email.db import update_row
+from usedesk_email.engine_errors import described
 from usedesk_email.mail.addresses import normalize_email
 from usedesk_email.mail.errors import ComposeError
 
@@ -49,16 +50,19 @@ def parse_typed(values: list[str]) -> list[str]:
 	for typed in entries(", ".join(v for v in values if v)):
 		parsed = getaddresses([typed])
 		address = parsed[0][1] if len(parsed) == 1 else ""
+		if not address:
+			bad.append((typed, _("not an e-mail address")))
+			continue
 		try:
-			if not address:
-				raise ComposeError(_("not an e-mail address"))
 			found.append(normalize_email(address).lower())
 		except ComposeError as exc:
-			bad.append((typed, str(exc)))
+			bad.append((typed, described(exc)))
 	if bad:
 		frappe.throw(
 			"<br>".join(
-				_("{0} cannot be sent to: {1}").format(frappe.bold(frappe.utils.escape_html(typed)), why)
+				_("{0} cannot be sent to: {1}").format(
+					frappe.bold(frappe.utils.escape_html(typed)), frappe.utils.escape_html(why)
+				)
 				for typed, why in bad
 			),
 			frappe.InvalidEmailAddressError,

@@ -161,7 +161,7 @@ def imap_settings(channel, ca_path: str | None, force_refresh: bool = False) -> 
 	if channel.incoming_type not in OWN_SERVER:
 		frappe.throw(
 			_("Channel {0} does not poll a mailbox: its incoming connection is {1}.").format(
-				channel.name, channel.incoming_type
+				channel.name, _(channel.incoming_type)
 			)
 		)
 	office365 = channel.incoming_type == OFFICE_365

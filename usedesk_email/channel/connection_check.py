@@ -6,6 +6,7 @@ from frappe.email.doctype.email_account.email_account import EmailAccount
 
 from usedesk_email.channel.config import ca_file, imap_settings, smtp_settings
 from usedesk_email.channel.kinds import EXTERNAL, INTERNAL
+from usedesk_email.engine_errors import described
 from usedesk_email.mail import imap_session, smtp_sender
 from usedesk_email.mail.errors import MailError, redact
 from usedesk_email.outbound import sent_folder
@@ -29,7 +30,7 @@ def check_channel(channel) -> dict:
 	if not checks:
 		checks.append(
 			{
-				"label": _("Connections"),
+				"label": _("Mail connections"),
 				"ok": True,
 				"message": _("Internal connections use the site's own mail; nothing to log in to."),
 			}
@@ -83,7 +84,7 @@ def run_check(channel, label: str, check) -> dict:
 	try:
 		return {"label": label, "ok": True, "message": check(sent)}
 	except MailError as error:
-		return {"label": label, "ok": False, "message": redact(str(error), *sent)}
+		return {"label": label, "ok": False, "message": redact(described(error), *sent)}
 
 
 def describe_imap(channel, ca: str | None, sent: list[str]) -> str:

@@ -15,6 +15,7 @@ from usedesk_email.channel.config import ca_file, imap_settings
 from usedesk_email.channel.kinds import OWN_SERVER
 from usedesk_email.channel.oauth import with_fresh_token
 from usedesk_email.db import named_lock
+from usedesk_email.engine_errors import described
 from usedesk_email.inbound.batch import IngestBatch
 from usedesk_email.mail.drain import drain
 from usedesk_email.mail.errors import AuthenticationError, MailError, redact
@@ -125,7 +126,7 @@ def record_failure(doc, error: MailError) -> None:
 	update_health(
 		doc.name,
 		last_result=frappe._("Error"),
-		last_error=redact(str(error), doc.get_password("imap_password", raise_exception=False)),
+		last_error=redact(described(error), doc.get_password("imap_password", raise_exception=False)),
 		consecutive_failures=failures,
 		next_poll_after=next_poll_after,
 	)

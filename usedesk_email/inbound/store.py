@@ -78,7 +78,9 @@ def store(channel, msg: ParsedMessage, source: str) -> IngestResult:
 	if msg.kind == Kind.BULK and not ticket and channel.bulk_mail == "Ignore":
 		return ignore(ledger, None, "ignored:bulk")
 	if not sender:
-		raise ValueError("The message has no usable sender address (From); it cannot open or join a ticket.")
+		raise ValueError(
+			frappe._("The message has no usable sender address (From); it cannot open or join a ticket.")
+		)
 
 	previous = ticket.name if ticket and follow_up_of(ticket.status, msg.kind) else None
 	new_ticket = not ticket or previous

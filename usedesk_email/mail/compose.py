@@ -69,7 +69,7 @@ from usedesk_email.mail.addresses import (
 from usedesk_email.mail.errors import ComposeError, megabytes
 from usedesk_email.mail.message import Address
 from usedesk_email.mail.parse import html_to_text
-from usedesk_email.mail.quote_build import QuotedMessage, build_quote
+from usedesk_email.mail.quote_build import Quote, QuotedMessage, build_quote
 from usedesk_email.mail.quote_split import text_to_html
 from usedesk_email.mail.thread_keys import reply_subject
 
@@ -259,18 +259,31 @@ def _recipients(
 _MARKUP = re.compile(r"<[A-Za-z/!][^>]*>")
 
 
+def signature_of(draft: ReplyDraft) -> tuple[str, str]:
+	"""(text, HTML) of the signature a letter ends with: the personal one, else the channel's
+	when switched on; ("", "") for none. A plain-text signature keeps its lines."""
+	signature = draft.personal_signature.strip() or (
+		draft.common_signature.strip() if draft.use_common_signature else ""
+	)
+	if signature and not _MARKUP.search(signature):
+		return signature, text_to_html(signature)
+	return (html_to_text(signature) if signature else ""), signature
+
+
+def quote_of(draft: ReplyDraft, cids: dict[str, str] | None = None) -> Quote | None:
+	"""The quoted history under the message (its site images as `cids`, by URL), or None when
+	the channel does not quote or nothing came before."""
+	if draft.display_quote and not draft.do_not_quote and draft.history:
+		return build_quote(draft.history, draft.language, draft.zone, cids)
+	return None
+
+
 def _bodies(draft: ReplyDraft, cids: dict[str, str]) -> tuple[str, str, bool]:
 	"""Text and HTML: message, signature once, quote (its site images as `cids`, by URL);
 	and whether the quote was clipped."""
 	agent_html = draft.html.strip() or text_to_html(draft.text.strip())
 	agent_text = draft.text.strip() or html_to_text(draft.html)
-	signature = draft.personal_signature.strip() or (
-		draft.common_signature.strip() if draft.use_common_signature else ""
-	)
-	if signature and not _MARKUP.search(signature):  # a plain-text signature keeps its lines
-		signature_text, signature = signature, text_to_html(signature)
-	else:
-		signature_text = html_to_text(signature) if signature else ""
+	signature_text, signature = signature_of(draft)
 	if signature and _ends_with(agent_text, agent_html, signature_text, signature):
 		signature = signature_text = ""
 	texts, htmls = [agent_text], [f'<div class="usedesk-reply">{agent_html}</div>']
@@ -280,15 +293,13 @@ def _bodies(draft: ReplyDraft, cids: dict[str, str]) -> tuple[str, str, bool]:
 	if signature:
 		texts.append(signature_text)
 		htmls.append(f'<div class="usedesk-signature">{signature}</div>')
-	clipped = False
-	if draft.display_quote and not draft.do_not_quote and draft.history:
-		quote = build_quote(draft.history, draft.language, draft.zone, cids)
+	quote = quote_of(draft, cids)
+	if quote:
 		texts.append(quote.text)
 		htmls.append(quote.html)
-		clipped = quote.clipped
 	body = "\n<br>\n".join(htmls)
 	document = f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>{body}</body></html>'
-	return "\n\n".join(texts) + "\n", document, clipped
+	return "\n\n".join(texts) + "\n", document, bool(quote and quote.clipped)
 
 
 def _ends_with(text: str, body_html: str, signature_text: str, signature_html: str) -> bool:

@@ -7,7 +7,8 @@ Its own module because it picks the session: an `ImapSession` in this process, o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from usedesk_email.mail.errors import ConfigError, MailError
 from usedesk_email.mail.fetch_worker import FetchWorker
@@ -21,6 +22,25 @@ from usedesk_email.mail.imap_session import (
 	ImapSettings,
 	check_batch_limits,
 )
+
+
+class DrainSession(Protocol):
+	"""What `drain` needs of a mailbox, as `ImapSession` and `FetchWorker` both give it: a new
+	session kind (another process model, another protocol) implements these."""
+
+	def __enter__(self) -> DrainSession: ...
+	def __exit__(self, *exc_info: object) -> None: ...
+	def select(self) -> int: ...
+	def unseen_uids(self) -> list[int]: ...
+	def fetch_batches(
+		self, uids: list[int], batch_size: int, batch_bytes: int
+	) -> Iterator[list[FetchedMessage]]: ...
+	def mark_seen(self, uids: Iterable[int]) -> None: ...
+
+
+def session_for(settings: ImapSettings, prepare: Callable[[bytes], object] | None) -> DrainSession:
+	"""A session in this process, or one in a worker process that also prepares the messages."""
+	return FetchWorker(settings, prepare) if prepare else ImapSession(settings)
 
 
 def drain(
@@ -60,7 +80,7 @@ def drain(
 	if isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or time_budget <= 0:
 		raise ConfigError("the time budget of a mail session must be a positive number of seconds")
 	deadline = clock() + time_budget
-	with FetchWorker(settings, prepare) if prepare else ImapSession(settings) as session:
+	with session_for(settings, prepare) as session:
 		uidvalidity = session.select()
 		unseen = session.unseen_uids()
 		result = DrainResult(
@@ -85,7 +105,7 @@ def drain(
 
 
 def _handle_batch(
-	session: ImapSession,
+	session: DrainSession,
 	batch: list[FetchedMessage],
 	handle: Callable[[FetchedMessage], bool],
 	result: DrainResult,

@@ -76,6 +76,8 @@ _PRESETS = (
 	),
 )
 _BY_DOMAIN = {domain: preset for preset, domains in _PRESETS for domain in domains}
+# Every host a preset fills in: the channel form replaces these when the address changes provider.
+PRESET_HOSTS = tuple(sorted({p.imap[0] for p, _ in _PRESETS} | {p.smtp[0] for p, _ in _PRESETS}))
 
 _DEFAULT_PORTS = {
 	"imap": {"ssl": 993, "starttls": 143, "none": 143},

@@ -245,8 +245,9 @@ def record_problem(ticket: str) -> None:
 		"Ticket", ticket, ["client_email", "cc_addresses", "delivery_problem"], as_dict=True
 	)
 	participants = set(recipients_of(row))
+	whole_reply = _("the reply")  # a row of a reply that could not be composed names no one
 	lines = [
-		f"{_(r.status)}: {r.recipient or _('the reply')} ({r.communication}): {r.error or ''}".strip()
+		f"{_(r.status)}: {r.recipient or whole_reply} ({r.communication}): {r.error or ''}".strip()
 		for r in rows
 		if r.status != "Refused" or r.recipient.lower() in participants
 	]

@@ -8,15 +8,16 @@ from zoneinfo import ZoneInfo
 
 import frappe
 from frappe import _
-from frappe.utils import get_fullname, get_system_timezone
+from frappe.utils import get_fullname, get_system_timezone, now_datetime
 
 from usedesk_email.channel.config import own_addresses
 from usedesk_email.db import from_text
-from usedesk_email.mail.compose import OutgoingAttachment, ReplyDraft
+from usedesk_email.mail.compose import OutgoingAttachment, ReplyDraft, quote_of, signature_of
 from usedesk_email.mail.errors import megabytes
 from usedesk_email.mail.message import AUTOMATIC, Address
 from usedesk_email.mail.quote_build import QuotedMessage
 from usedesk_email.mail.quote_split import expanded
+from usedesk_email.mail.sanitize import sanitise_html
 from usedesk_email.mail.thread_keys import ticket_token
 from usedesk_email.participants import split_lines
 from usedesk_email.usedesk_email.doctype.email_channel_message.email_channel_message import CHANNEL_MESSAGE
@@ -27,13 +28,14 @@ INLINE_IMAGES_MAX_BYTES = 5 * 1024 * 1024  # the quoted history's images, all to
 FORWARD_MAX_BYTES = 10 * 1024 * 1024  # the forwarded messages' attachments, all together
 
 
-def draft_for(comm, ticket, channel) -> ReplyDraft:
+def draft_for(comm, ticket, channel, files: bool = True) -> ReplyDraft:
+	"""The draft of `comm`'s letters; without `files` no file is read (a preview's draft)."""
 	forward = bool(ticket.forwarded_from) and is_first_letter(comm, ticket)
 	source = ticket.forwarded_from if forward else str(ticket.name)
 	earlier = by_people(source, earlier_messages(source, comm))
 	thread = [] if forward else [m.message_id for m in earlier if m.message_id]  # oldest first
-	images = inline_images(earlier)
-	forwarded, left_out = forwarded_attachments(earlier, set(images)) if forward else ([], [])
+	images = inline_images(earlier) if files else {}
+	forwarded, left_out = forwarded_attachments(earlier, set(images)) if forward and files else ([], [])
 	return ReplyDraft(
 		subject=from_text(ticket.subject or ""),
 		token=ticket_token(ticket.name),
@@ -48,7 +50,7 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		do_not_quote=not forward and bool(channel.do_not_quote),
 		bcc=channel.bcc_email or "",
 		own_addresses=sorted(own_addresses(channel) - {channel.bcc_email}),
-		attachments=[*attachments_of(comm.name), *forwarded],
+		attachments=[*attachments_of(comm.name), *forwarded] if files else [],
 		history=quoted(earlier),
 		inline_images=images,
 		in_reply_to=thread[-1] if thread else "",
@@ -58,6 +60,20 @@ def draft_for(comm, ticket, channel) -> ReplyDraft:
 		language=quote_language(channel),
 		zone=get_system_timezone(),
 	)
+
+
+def closing_preview(ticket, channel) -> dict:
+	"""What the current user's next reply on `ticket` carries under the message, from the same
+	draft its letters will be composed from: the signature and the quoted history as HTML for
+	the desk. Both are sanitised (the quote is mail); images wait, the site's own are left out."""
+	unsent = frappe._dict(name="", content="", owner=frappe.session.user, creation=now_datetime())
+	draft = draft_for(unsent, ticket, channel, files=False)
+	quote = quote_of(draft)
+	return {
+		"signature": sanitise_html(signature_of(draft)[1], load_images=True),
+		"quoting": draft.display_quote and not draft.do_not_quote,
+		"quote": sanitise_html(quote.html) if quote else "",
+	}
 
 
 def from_name(channel, agent: str) -> str:

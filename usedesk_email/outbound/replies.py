@@ -17,7 +17,7 @@ from usedesk_email.channel.config import own_addresses
 from usedesk_email.channel.kinds import INTERNAL
 from usedesk_email.contacts import contact_of
 from usedesk_email.mail.quote_split import expanded, text_to_html
-from usedesk_email.outbound.drafts import earlier_messages, recipients_of
+from usedesk_email.outbound.drafts import closing_preview, earlier_messages, recipients_of
 from usedesk_email.participants import add_participants, parse_typed
 
 DEFAULT_LETTER_CAP = 50
@@ -44,6 +44,15 @@ def create_reply(
 	refuse_unsendable(channel)
 	comm = new_communication(doc, channel, content, attachments or [])
 	return answer(comm, channel)
+
+
+def preview(ticket: str) -> dict:
+	"""The signature and quote the user's next reply on `ticket` will carry (see `closing_preview`)."""
+	doc = frappe.get_doc("Ticket", ticket)
+	doc.check_permission("email")
+	if not doc.channel:
+		return {"signature": "", "quoting": False, "quote": ""}
+	return closing_preview(doc, frappe.get_doc("Email Channel", doc.channel))
 
 
 def forward_ticket(ticket: str, to: str, note: str | None = None) -> dict:

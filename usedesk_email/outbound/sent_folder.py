@@ -14,6 +14,7 @@ from frappe.utils import add_to_date, now_datetime
 from usedesk_email.channel.config import ca_file, imap_settings
 from usedesk_email.channel.kinds import OFFICE_365, OWN_SERVER
 from usedesk_email.channel.oauth import with_fresh_token
+from usedesk_email.engine_errors import described
 from usedesk_email.mail import imap_session
 from usedesk_email.mail.errors import MailConnectionError, MailError, MailTimeoutError, redact
 from usedesk_email.mail.providers import saves_sent
@@ -81,7 +82,9 @@ def save_to_sent(channel, communication: str) -> None:
 def failed(channel, row: str, attempts: int, exc: Exception, secrets: list[str]) -> None:
 	"""On the channel's health only; a connection problem is tried again later."""
 	frappe.db.rollback()
-	detail = redact(str(exc) if isinstance(exc, MailError) else frappe.utils.strip_html(str(exc)), *secrets)
+	detail = redact(
+		described(exc) if isinstance(exc, MailError) else frappe.utils.strip_html(str(exc)), *secrets
+	)
 	retry = isinstance(exc, TEMPORARY) and attempts <= len(RETRY_MINUTES)
 	frappe.db.set_value(
 		CHANNEL_MESSAGE,

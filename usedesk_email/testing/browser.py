@@ -1,6 +1,7 @@
 """Debian's headless Chromium, driven by Selenium through Debian's ChromeDriver, for the desk's
 browser tests: nothing is downloaded (no Selenium Manager), and the profile is a new one."""
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -36,3 +37,76 @@ def chromium(cleanup: Callable) -> "selenium.webdriver.Chrome":  # noqa: F821
 	driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
 	cleanup(driver.quit)
 	return driver
+
+
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+WAIT = 30  # seconds for the desk to render anything
+
+LOGGED_USER = """
+const done = arguments[arguments.length - 1];
+fetch("/api/method/frappe.auth.get_logged_user", {credentials: "same-origin"})
+	.then((r) => r.json().then((body) => done([r.status, body.message || null])))
+	.catch((e) => done([0, String(e)]));
+"""
+
+
+def check_browser() -> None:
+	"""A missing browser is a failure, never a skip: scripts/bootstrap installs both."""
+	for program in (CHROMIUM, CHROMEDRIVER):
+		if not os.access(program, os.X_OK):
+			raise AssertionError(f"{program} is missing: apt-get install chromium chromium-driver")
+
+
+def screenshot_dir(cls) -> str:
+	"""$USEDESK_SCREENSHOTS, or a directory removed after the test class."""
+	shots = os.environ.get("USEDESK_SCREENSHOTS")
+	if not shots:
+		shots = tempfile.mkdtemp(prefix="usedesk-desk-")
+		cls.addClassCleanup(shutil.rmtree, shots, ignore_errors=True)
+	os.makedirs(shots, exist_ok=True)
+	return shots
+
+
+def as_phone(driver) -> None:
+	"""The page as a 390 px wide phone shows it (touch, mobile viewport)."""
+	driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+	driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True})
+
+
+class DeskBrowser:
+	"""A test case's steps in the desk: log in through /login, wait for the page, screenshots.
+
+	The test class sets `base` (the served site's URL) and `shots` (see `screenshot_dir`)."""
+
+	base: str
+	shots: str
+
+	def log_in(self, driver, user: str, password: str):
+		"""Through the real /login page, as a person does."""
+		from selenium.webdriver.common.by import By
+
+		driver.get(f"{self.base}/login")
+		self.wait(driver, lambda d: d.find_element(By.ID, "login_email").is_displayed())
+		driver.find_element(By.ID, "login_email").send_keys(user)
+		driver.find_element(By.ID, "login_password").send_keys(password)
+		driver.find_element(By.CSS_SELECTOR, ".page-card-body .btn-login").click()
+		self.wait(driver, lambda d: "/login" not in d.current_url)
+		self.assertEqual(self.logged_user(driver), [200, user])
+
+	def wait(self, driver, condition, timeout: float = WAIT):
+		from selenium.webdriver.support.ui import WebDriverWait
+
+		return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+	def until_js(self, driver, script: str, *args, timeout: float = WAIT):
+		return self.wait(driver, lambda d: d.execute_script(script, *args), timeout)
+
+	def logged_user(self, driver) -> list:
+		return driver.execute_async_script(LOGGED_USER)
+
+	def shot(self, driver, name: str, element=None) -> str:
+		if element:
+			driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+		path = os.path.join(self.shots, f"{name}.png")
+		driver.save_screenshot(path)
+		return path

@@ -10,9 +10,6 @@ logged in, that remote images wait for "Show images" and that mail HTML stays in
 
 import base64
 import io
-import os
-import shutil
-import tempfile
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -28,14 +25,13 @@ from PIL import Image
 
 from usedesk_email.api import ticket_context
 from usedesk_email.inbound.batch import ingest_raw
-from usedesk_email.testing.browser import CHROMEDRIVER, CHROMIUM, chromium
+from usedesk_email.testing.browser import DeskBrowser, as_phone, check_browser, chromium, screenshot_dir
 from usedesk_email.testing.desk import desk_user, mail, make_channel, remove_channel_rows, served_site
 from usedesk_email.testing.ports import HOST
 from usedesk_email.ticket_views import own_view
 
 AGENT = "browser-agent@usedesk.test"
 PASSWORD = "Browser-Agent-5519!"
-WAIT = 30  # seconds for the desk to render anything
 
 # Shapes of markup in every header that reaches the desk; each one calls alert() if it runs.
 PAYLOADS = (
@@ -80,13 +76,6 @@ for (const el of document.querySelectorAll("*")) {
 	}
 }
 return {xss: window.__xss, log: JSON.parse(sessionStorage.getItem("usedesk_xss") || "[]"), markup: found};
-"""
-
-LOGGED_USER = """
-const done = arguments[arguments.length - 1];
-fetch("/api/method/frappe.auth.get_logged_user", {credentials: "same-origin"})
-	.then((r) => r.json().then((body) => done([r.status, body.message || null])))
-	.catch((e) => done([0, String(e)]));
 """
 
 # Mail elements that position themselves, or are big enough to cover the desk.
@@ -233,26 +222,19 @@ def administrator_password():
 		frappe.db.commit()
 
 
-class TestDeskBrowser(FrappeTestCase):
+class TestDeskBrowser(DeskBrowser, FrappeTestCase):
 	"""The Ticket list, form, Reply and Forward dialogs in headless Chromium, logged in."""
 
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		# a missing browser is a failure, never a skip: scripts/bootstrap installs both
-		for program in (CHROMIUM, CHROMEDRIVER):
-			if not os.access(program, os.X_OK):
-				raise AssertionError(f"{program} is missing: apt-get install chromium chromium-driver")
+		check_browser()
 		if not frappe.get_system_settings("setup_complete"):
 			raise AssertionError(
 				f"the setup wizard of {frappe.local.site} is not complete: "
 				"bench --site SITE execute frappe.utils.install.complete_setup_wizard"
 			)
-		cls.shots = os.environ.get("USEDESK_SCREENSHOTS")
-		if not cls.shots:
-			cls.shots = tempfile.mkdtemp(prefix="usedesk-desk-")
-			cls.addClassCleanup(shutil.rmtree, cls.shots, ignore_errors=True)
-		os.makedirs(cls.shots, exist_ok=True)
+		cls.shots = screenshot_dir(cls)
 		# class cleanups run even when setUpClass fails half-way
 		cls.pixels = PixelServer()
 		cls.addClassCleanup(cls.pixels.close)
@@ -313,38 +295,10 @@ class TestDeskBrowser(FrappeTestCase):
 		driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": HOOKS})
 		return driver
 
-	def log_in(self, driver, user: str, password: str):
-		"""Through the real /login page, as a person does."""
-		from selenium.webdriver.common.by import By
-
-		driver.get(f"{self.base}/login")
-		self.wait(driver, lambda d: d.find_element(By.ID, "login_email").is_displayed())
-		driver.find_element(By.ID, "login_email").send_keys(user)
-		driver.find_element(By.ID, "login_password").send_keys(password)
-		driver.find_element(By.CSS_SELECTOR, ".page-card-body .btn-login").click()
-		self.wait(driver, lambda d: "/login" not in d.current_url)
-		self.assertEqual(self.logged_user(driver), [200, user])
-
-	def wait(self, driver, condition, timeout: float = WAIT):
-		from selenium.webdriver.support.ui import WebDriverWait
-
-		return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
-
-	def until_js(self, driver, script: str, *args, timeout: float = WAIT):
-		return self.wait(driver, lambda d: d.execute_script(script, *args), timeout)
-
-	def logged_user(self, driver) -> list:
-		return driver.execute_async_script(LOGGED_USER)
-
 	def assert_no_script_ran(self, driver, where: str):
 		state = driver.execute_script(FIND_MARKUP)
 		self.assertEqual(state["xss"], 0, f"{where}: a script ran: {state['log']}")
 		self.assertEqual(state["markup"], [], f"{where}: payload markup in the page")
-
-	def shot(self, driver, name: str, element=None):
-		if element:
-			driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-		driver.save_screenshot(os.path.join(self.shots, f"{name}.png"))
 
 	def open_list(self, driver):
 		driver.get(f"{self.base}/app/ticket?channel={quote(self.channel.name)}")
@@ -376,7 +330,9 @@ class TestDeskBrowser(FrappeTestCase):
 		self.until_js(
 			driver,
 			"return window.cur_dialog && cur_dialog.$wrapper.hasClass('show')"
-			" && cur_dialog.$wrapper.find('.modal-title').text().startsWith(arguments[0])",
+			" && cur_dialog.$wrapper.find('.modal-title').text().startsWith(arguments[0])"
+			# the Reply dialog's preview of the quote: the mail's names and text, once loaded
+			" && (arguments[0] != 'Reply to' || cur_dialog.$wrapper.find('.usedesk-closing').length)",
 			title,
 		)
 
@@ -513,17 +469,11 @@ class TestDeskBrowser(FrappeTestCase):
 
 	# --- the agent's inbox: workspace, list and search, on a desktop and a 390 px phone
 
-	def phone(self, driver):
-		driver.execute_cdp_cmd(
-			"Emulation.setDeviceMetricsOverride",
-			{"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
-		)
-
 	def desk(self, size: str):
 		"""A browser of that size with the agent logged in."""
 		driver = self.start_browser()
 		if size == "phone":
-			self.phone(driver)
+			as_phone(driver)
 		self.log_in(driver, AGENT, PASSWORD)
 		return driver
 

@@ -2,6 +2,7 @@
 
 from usedesk_email.channel.config import ca_file, smtp_settings
 from usedesk_email.channel.oauth import with_fresh_token
+from usedesk_email.engine_errors import described
 from usedesk_email.mail.compose import Letter
 from usedesk_email.mail.errors import MailError
 from usedesk_email.mail.smtp_sender import Outcome, send
@@ -24,7 +25,7 @@ class SmtpTransport:
 					channel.outgoing_type, lambda refresh: send(smtp_settings(channel, ca, refresh), letters)
 				)
 		except MailError as exc:  # no session at all: nothing was handed over
-			return [LetterOutcome(row.name, TEMPORARY, str(exc)) for row in rows]
+			return [LetterOutcome(row.name, TEMPORARY, described(exc)) for row in rows]
 		by_id = {row.message_id: row.name for row in rows}
 		return [
 			LetterOutcome(

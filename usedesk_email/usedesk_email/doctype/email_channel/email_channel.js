@@ -6,13 +6,21 @@ const DEFAULT_PORTS = {
 	smtp: { SSL: 465, STARTTLS: 587, None: 25 },
 };
 
+// Per channel being edited: the host fields the admin typed (a new address never overwrites
+// them) and what a preset last filled in.
+const host_edits = new WeakMap();
+const PASSWORD_FIELDS = ["imap_password", "smtp_password", "inbound_secret"];
+
 frappe.ui.form.on("Email Channel", {
 	refresh(frm) {
+		// Mailbox and SMTP passwords are the provider's, not this site's: no strength meter
+		// (it would also send every keystroke of them to the server).
+		for (const fieldname of PASSWORD_FIELDS) frm.get_field(fieldname).disable_password_checks();
 		frm.trigger("show_health");
 		frm.trigger("secret_button");
 		frm.trigger("sent_folder_note");
 		if (frm.is_new()) return;
-		if (frm.doc.internal_address) {
+		if (frm.doc.internal_address && frm.doc.incoming_type === "Internal") {
 			frm.add_custom_button(__("Copy Internal Address"), () =>
 				frappe.utils.copy_to_clipboard(frm.doc.internal_address)
 			);
@@ -43,7 +51,12 @@ frappe.ui.form.on("Email Channel", {
 		frm.trigger("sent_folder_note");
 	},
 
+	imap_host(frm) {
+		note_typed(frm, "imap_host");
+	},
+
 	smtp_host(frm) {
+		note_typed(frm, "smtp_host");
 		frm.trigger("sent_folder_note");
 	},
 
@@ -204,18 +217,31 @@ frappe.ui.form.on("Email Channel", {
 });
 
 function fill_preset(frm, preset, type) {
-	// Only empty hosts: what the admin typed wins.
+	// Empty hosts and those a provider's preset filled follow the address; typed ones stay.
 	if (!preset) return;
-	if (frm.doc.incoming_type === type && !frm.doc.imap_host) {
-		frm.set_value({
-			imap_host: preset.imap_host,
-			imap_encryption: preset.imap_encryption,
-		}).then(() => frm.set_value("imap_port", preset.imap_port));
+	for (const side of ["imap", "smtp"]) {
+		const host = `${side}_host`;
+		const connection = side === "imap" ? frm.doc.incoming_type : frm.doc.outgoing_type;
+		if (connection !== type || frm.doc[host] === preset[host]) continue;
+		if (!replaceable(frm, host, preset.provider_hosts)) continue;
+		hosts_of(frm).filled[host] = preset[host];
+		frm.set_value({ [host]: preset[host], [`${side}_encryption`]: preset[`${side}_encryption`] }).then(
+			() => frm.set_value(`${side}_port`, preset[`${side}_port`])
+		);
 	}
-	if (frm.doc.outgoing_type === type && !frm.doc.smtp_host) {
-		frm.set_value({
-			smtp_host: preset.smtp_host,
-			smtp_encryption: preset.smtp_encryption,
-		}).then(() => frm.set_value("smtp_port", preset.smtp_port));
-	}
+}
+
+function replaceable(frm, host, provider_hosts) {
+	const value = (frm.doc[host] || "").trim().toLowerCase();
+	return !value || (!hosts_of(frm).typed.has(host) && provider_hosts.includes(value));
+}
+
+function note_typed(frm, host) {
+	// A change that is not the preset's own filling is the admin's.
+	if (frm.doc[host] !== hosts_of(frm).filled[host]) hosts_of(frm).typed.add(host);
+}
+
+function hosts_of(frm) {
+	if (!host_edits.has(frm.doc)) host_edits.set(frm.doc, { typed: new Set(), filled: {} });
+	return host_edits.get(frm.doc);
 }

@@ -22,6 +22,7 @@ from usedesk_email.channel.config import (
 )
 from usedesk_email.channel.connection_check import check_channel
 from usedesk_email.channel.kinds import EXTERNAL, INTERNAL, OFFICE_365, OWN_SERVER
+from usedesk_email.engine_errors import described
 from usedesk_email.inbound.poll import enqueue_poll
 from usedesk_email.mail import providers
 from usedesk_email.mail.errors import MailError
@@ -193,7 +194,7 @@ class EmailChannel(Document):
 		try:
 			return folder_names(self)
 		except MailError as error:
-			frappe.throw(str(error), title=_("Could not list the folders"))
+			frappe.throw(described(error), title=_("Could not list the folders"))
 
 	@frappe.whitelist()
 	def authorize(self) -> str:

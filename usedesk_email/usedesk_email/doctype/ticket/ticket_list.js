@@ -1,6 +1,26 @@
 // Copyright (c) 2026, usedesk_email developers and contributors
 // For license information, please see license.txt
 
+// A status is said in the Ticket's own words (context "Ticket", as the form's status field
+// asks too): Frappe's Russian for a bare "Open" is «Создано», a document just created, not a
+// ticket waiting for an answer.
+function ticket_status(status) {
+	const statuses = {
+		Open: [__("Open", null, "Ticket"), "red"],
+		Replied: [__("Replied", null, "Ticket"), "blue"],
+		Resolved: [__("Resolved", null, "Ticket"), "green"],
+		Closed: [__("Closed", null, "Ticket"), "gray"],
+	};
+	return statuses[status] || [__(status), "gray"];
+}
+
+// Frappe's report view and read-only fields show a Select's value with a bare __(value);
+// a docfield's formatter comes first.
+const status_field = frappe.meta.get_docfield("Ticket", "status");
+if (status_field) {
+	status_field.formatter = (value) => frappe.utils.escape_html(value ? ticket_status(value)[0] : "");
+}
+
 // Mail-derived values (subject, client name and address) are hostile: the formatters that
 // return HTML escape them; the subject column is text (Frappe sets it as textContent).
 frappe.listview_settings["Ticket"] = {
@@ -14,19 +34,26 @@ frappe.listview_settings["Ticket"] = {
 			channel.df.ignore_link_validation = 1;
 			channel.get_query = () => ({ query: "usedesk_email.api.channel_names" });
 		}
+		// The list's status filter is not the Ticket's field: its options ask without context.
+		const status = listview.page.fields_dict.status;
+		if (status) {
+			status.df.options = ["", "Open", "Replied", "Resolved", "Closed"].map((value) => ({
+				value,
+				label: value && ticket_status(value)[0],
+			}));
+			status.set_options();
+		}
 		// A ticket whose client waits for an answer is bold; Frappe would make every row bold
 		// (Ticket keeps no "seen by").
 		listview.get_seen_class = (doc) => (doc.waiting_since ? "bold" : "");
 	},
 
+	// Also the form's status pill. An open ticket whose client waits is red; one that waits
+	// for no one (its reply failed, or it was reopened by hand) orange.
 	get_indicator(doc) {
-		const colour = {
-			Open: doc.waiting_since ? "red" : "orange",
-			Replied: "blue",
-			Resolved: "green",
-			Closed: "gray",
-		}[doc.status];
-		return [__(doc.status), colour || "gray", `status,=,${doc.status}`];
+		const [label, colour] = ticket_status(doc.status);
+		const waits_for_no_one = doc.status === "Open" && !doc.waiting_since;
+		return [label, waits_for_no_one ? "orange" : colour, `status,=,${doc.status}`];
 	},
 
 	formatters: {
