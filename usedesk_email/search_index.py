@@ -3,10 +3,11 @@
 Frappe indexes a saved document's `in_global_search` fields; a ticket's messages are
 Communications, which global search never shows (Core DocTypes are refused), and the
 ingestion saves neither tickets nor messages. So a ticket's entry is built here, from the
-database as the transaction that changed it commits, and written at once, right after
-Frappe's queue of entries (`global_search_queue`, flushed by the scheduler every 15
-minutes) is written: the fields-only entry Frappe queues for a ticket saved in a form never
-lands over it.
+database: a commit that changed tickets names them in a Redis set and queues one job (a
+flag with a timeout keeps it to one while it waits), which writes their entries off the
+poll's path, right after Frappe's own queue of entries (`global_search_queue`, else flushed
+by the scheduler every 15 minutes): the fields-only entry Frappe queues for a ticket saved
+in a form never lands over the ticket's.
 
 The desk puts an entry's text into its search results as HTML (between tags, never in an
 attribute): `<`, `>` and `&` are escaped here, since the text comes from mail.
@@ -25,17 +26,20 @@ from usedesk_email.db import from_text
 CONTENT_BYTES = 60_000
 MESSAGE_CHARS = 4_000  # of one message; its quoted history repeats the earlier ones anyway
 MESSAGES = 30  # the first message of a ticket and its newest ones: what a search looks for
-CHUNK = 500  # tickets per batch of a re-index
+CHUNK = 500  # tickets a query reads
 FIELDS = ("subject", "client_email", "client_name", "cc_addresses")
 SEPARATOR = " ||| "  # between the parts of an entry: Frappe's, which the desk splits on
+QUEUED = "usedesk_email:search:tickets"  # the tickets to index (a Redis set)
+JOB_WAITING = "usedesk_email:search:job"  # set while a job is queued and not yet started
+JOB_TIMEOUT = 600  # seconds; a job lost with Redis or a worker is queued again after it
 
 
 def index_on_commit(ticket: str | int) -> None:
-	"""Index the ticket as the transaction that changed it commits (nothing on rollback)."""
+	"""Index the ticket once the transaction that changed it commits (nothing on rollback)."""
 	pending = getattr(frappe.local, "usedesk_search_pending", None)
-	if pending is None or index_pending not in frappe.db.before_commit._functions:
+	if pending is None or queue_pending not in frappe.db.after_commit._functions:
 		pending = frappe.local.usedesk_search_pending = set()
-		frappe.db.before_commit.add(index_pending)
+		frappe.db.after_commit.add(queue_pending)
 	pending.add(str(ticket))
 
 
@@ -45,22 +49,38 @@ def on_communication_trash(doc, method=None) -> None:
 		index_on_commit(doc.reference_name)
 
 
-def index_pending() -> None:
-	"""Just before the commit (`before_commit`): the tickets the transaction changed, read as
-	it wrote them. Written then rather than after: the table does not take part in the
-	transaction anyway, and a write after the commit would leave a transaction open in which
-	Frappe then refuses DDL (a custom field). A failure is logged, committed with the
-	mail, and the ticket indexed again at its next change or by `reindex_all`."""
+def queue_pending() -> None:
+	"""After the commit: Redis only (a write to the database now would leave a transaction
+	open, in which Frappe refuses the next DDL). What is lost with Redis, `reindex_all` finds."""
 	names = frappe.local.usedesk_search_pending
 	frappe.local.usedesk_search_pending = None
 	if not names or frappe.local.conf.get("disable_global_search"):
 		return
 	try:
-		index(sorted(names))
-	except (frappe.QueryDeadlockError, frappe.QueryTimeoutError):
-		raise  # the database undid the transaction: the commit must not pretend otherwise
-	except Exception:
-		frappe.log_error(title=frappe._("Tickets could not be added to global search"))
+		frappe.cache.sadd(QUEUED, *names)
+		if frappe.cache.set(frappe.cache.make_key(JOB_WAITING), 1, nx=True, ex=JOB_TIMEOUT):
+			frappe.enqueue("usedesk_email.search_index.index_queued", queue="short")
+	except Exception:  # the mail is committed: a commit must not fail on its search entry
+		frappe.logger("usedesk_email").exception("tickets not queued for global search: %s", names)
+
+
+def index_queued() -> int:
+	"""The job: index the queued tickets until none are left; returns how many."""
+	frappe.cache.delete_value(JOB_WAITING)  # a commit from now on queues a job of its own
+	count = 0
+	while names := take(CHUNK):
+		index(names)
+		frappe.db.commit()
+		count += len(names)
+	return count
+
+
+def take(count: int) -> list[str]:
+	"""Up to `count` queued tickets, each taken once even with several jobs running."""
+	names = []
+	while len(names) < count and (name := frappe.cache.spop(QUEUED)):
+		names.append(frappe.safe_decode(name))
+	return names
 
 
 def index(names: list[str]) -> None:

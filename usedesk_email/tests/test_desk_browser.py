@@ -25,6 +25,7 @@ from PIL import Image
 
 from usedesk_email.api import ticket_context
 from usedesk_email.inbound.batch import ingest_raw
+from usedesk_email.search_index import index_queued
 from usedesk_email.testing.browser import DeskBrowser, as_phone, check_browser, chromium, screenshot_dir
 from usedesk_email.testing.desk import desk_user, mail, make_channel, remove_channel_rows, served_site
 from usedesk_email.testing.ports import HOST
@@ -287,6 +288,7 @@ class TestDeskBrowser(DeskBrowser, FrappeTestCase):
 			mail("Searched", message_id=f"search.{run}@example.org", body=f"{cls.marker} {PAYLOADS[0]}"),
 			"test",
 		).ticket
+		index_queued()  # the search index job, which a worker runs (none runs beside the tests)
 
 	# --- the browser
 

@@ -8,12 +8,13 @@ import random
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
+from frappe.utils.background_jobs import get_queue
 from frappe.utils.global_search import search, sync_global_search
 
 from usedesk_email.inbound.batch import ingest_raw
 from usedesk_email.install import add_ticket_to_global_search
 from usedesk_email.patches import tickets_in_global_search
-from usedesk_email.search_index import CONTENT_BYTES, MESSAGES
+from usedesk_email.search_index import CONTENT_BYTES, JOB_WAITING, MESSAGES, index_queued
 from usedesk_email.testing.desk import desk_user, mail, make_channel, remove_channel_rows
 from usedesk_email.testing.replies import ReplyFixture
 
@@ -31,6 +32,8 @@ def russian_word() -> str:
 
 
 def entry(ticket) -> str | None:
+	"""The ticket's row of the index, once the job the commits queued has run."""
+	index_queued()
 	table = frappe.qb.Table("__global_search")
 	rows = (
 		frappe.qb.from_(table)
@@ -42,12 +45,24 @@ def entry(ticket) -> str | None:
 
 
 def found(text: str, user: str = AGENT) -> list[str]:
-	"""The tickets the desk's search shows `user` for `text`, best match first."""
+	"""The tickets the desk's search shows `user` for `text`, best match first, once the job
+	the commits queued has run (a worker runs it; none runs beside the tests)."""
+	index_queued()
 	frappe.set_user(user)
 	try:
 		return [r.name for r in search(text, limit=50) if r.doctype == "Ticket"]
 	finally:
 		frappe.set_user("Administrator")
+
+
+def index_jobs() -> list:
+	"""The index jobs of this site waiting in the queue."""
+	return [
+		job
+		for job in get_queue("short").get_jobs()
+		if (job.kwargs or {}).get("site") == frappe.local.site
+		and (job.kwargs or {}).get("method") == "usedesk_email.search_index.index_queued"
+	]
 
 
 class TestTicketSearch(FrappeTestCase):
@@ -93,6 +108,22 @@ class TestTicketSearch(FrappeTestCase):
 		# other tickets share "example" and "org": the client's own comes first
 		self.assertEqual(found(f"{client}@example.org")[0], str(ticket))
 		self.assertEqual(found(order, user="Guest"), [], "guests find nothing")
+
+	def test_commits_queue_one_job_that_indexes_their_tickets(self):
+		index_queued()
+		for job in index_jobs():
+			job.delete()
+		markers = [word(), word()]
+		tickets = [self.ingest(mail(m, message_id=f"{m}@example.org", body=m)).ticket for m in markers]
+		self.assertEqual(len(index_jobs()), 1, "one job for both commits while it waits")
+		self.assertEqual(index_queued(), 2)
+		self.assertIsNone(frappe.cache.get(frappe.cache.make_key(JOB_WAITING)))
+		for marker, ticket in zip(markers, tickets, strict=True):
+			self.assertEqual(found(marker), [str(ticket)])
+		self.ingest(mail("Later", message_id=f"{word()}@example.org"))
+		self.assertEqual(len(index_jobs()), 2, "a commit after the job started queues another")
+		for job in index_jobs():
+			job.delete()
 
 	def test_a_form_save_keeps_the_messages_in_the_entry(self):
 		"""Frappe queues a fields-only entry for every saved document; the ticket's own comes after it."""
@@ -180,6 +211,7 @@ class TestTicketSearch(FrappeTestCase):
 			for m in markers
 		]
 		# the old shape: what the ingestion stored was never indexed
+		index_queued()
 		frappe.db.delete("__global_search", {"doctype": "Ticket", "name": ("in", [str(t) for t in tickets])})
 		frappe.db.commit()
 		self.assertEqual(found(markers[0]), [])

@@ -238,6 +238,7 @@ def fill_site(marker: str, queue_poll: bool = False) -> dict:
 
 	from usedesk_email.inbound.batch import ingest_raw
 	from usedesk_email.inbound.failures import log_failure
+	from usedesk_email.search_index import index_queued
 	from usedesk_email.testing.desk import desk_user, make_channel
 
 	frappe.set_user("Administrator")
@@ -325,6 +326,8 @@ def fill_site(marker: str, queue_poll: bool = False) -> dict:
 		}
 	).insert(ignore_permissions=True)
 	assert shared.file_url == attachment.file_url, (shared.file_url, attachment.file_url)
+	frappe.db.commit()
+	index_queued()  # the search index job (no worker runs here)
 	return {
 		"marker": marker,
 		"tickets": [one.ticket, two.ticket],
