@@ -202,3 +202,21 @@ def test_a_worker_that_cannot_start_is_a_connection_error(mailbox, monkeypatch, 
 		drain(settings_for(mailbox), acknowledge_all, prepare=parse_message)
 
 	assert seen_uids(mailbox) == set()
+
+
+@pytest.mark.parametrize("unread", [3, 4])
+def test_below_worker_from_messages_are_prepared_here_and_from_it_by_the_worker(mailbox, unread):
+	"""A poll that finds one new message (the real-time listener's) should not pay for a process."""
+	fill(mailbox, range(1, unread + 1))
+	fill(mailbox, [9], seen=True)
+	handled = []
+
+	def handle(message: FetchedMessage) -> bool:
+		handled.append((message.uid, message.prepared.message_id, bool(worker_pids())))
+		return True
+
+	result = drain(settings_for(mailbox), handle, prepare=parse_message, worker_from=4, commit=lambda: None)
+	in_worker = unread >= 4
+	assert handled == [(n, f"{n}.test@usedesk.invalid", in_worker) for n in range(1, unread + 1)]
+	assert (result.unseen, result.marked_seen) == (unread, unread)
+	assert seen_uids(mailbox) == {*range(1, unread + 1), unread + 1}

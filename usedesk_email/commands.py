@@ -1,5 +1,5 @@
 """`bench --site S usedesk-email ...`: deliver (the MTA pipe, `inbound/mta.py`),
-postfix-config and purge. Bench imports this module for every command it runs, so what the
+listen (real time over IMAP IDLE, `inbound/listen.py`), postfix-config and purge. Bench imports this module for every command it runs, so what the
 commands need is imported when they run."""
 
 import sys
@@ -28,6 +28,19 @@ def deliver(context, recipients: tuple[str, ...]):
 	from usedesk_email.inbound.mta import deliver_stdin
 
 	sys.exit(deliver_stdin(get_site(context), list(recipients)))
+
+
+@usedesk_email.command("listen")
+@pass_context
+def listen(context):
+	"""Poll each External and Office 365 channel the moment mail arrives (IMAP IDLE).
+
+	Runs until stopped (SIGTERM); run it under supervisor or in the Procfile. Several, on
+	one machine or many, share the channels.
+	"""
+	from usedesk_email.inbound.listen import run
+
+	run(get_site(context))
 
 
 @usedesk_email.command("postfix-config")

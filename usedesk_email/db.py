@@ -1,5 +1,6 @@
 """The app's database helpers: rows written without Frappe's document round trip (and the
-one place that says what that skips), session locks, and the only raw SQL of the runtime.
+one place that says what that skips), session locks, the database's clock, and the only raw
+SQL of the runtime.
 
 Ingestion writes Tickets, Communications, Files and ledger rows this way, because Frappe's
 field validation, link checks and naming rules cost more than the rest of storing a message.
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import frappe
 from frappe.utils.html_utils import sanitize_html
@@ -200,3 +202,10 @@ def named_lock(kind: str, key: str) -> Iterator[bool]:
 	finally:
 		if acquired:
 			frappe.db.sql(*release)
+
+
+def database_now() -> datetime:
+	"""The database server's clock: the one clock that processes on different machines share
+	(the listeners' leases run by it). Raw SQL: the query builder has no bare SELECT NOW()."""
+	query = "select localtimestamp" if frappe.db.db_type == "postgres" else "select now(6)"
+	return frappe.db.sql(query)[0][0]

@@ -36,6 +36,13 @@ def access_token(channel, force_refresh: bool = False) -> str:
 	return cache.get_password("access_token")
 
 
+def token_expires_in(channel) -> float:
+	"""Seconds the channel's current access token stays valid (a long-lived IMAP connection
+	logs in again with a new one before then)."""
+	cache = frappe.get_doc("Connected App", channel.connected_app).get_token_cache(channel.connected_user)
+	return cache.get_expires_in() if cache else 0.0
+
+
 def refresh(app, cache, channel) -> None:
 	session = app.get_oauth2_session(channel.connected_user)
 	try:

@@ -1,7 +1,8 @@
 """Draining a mailbox's unread mail into a caller's handler: nothing marked read before it is stored.
 
 Its own module because it picks the session: an `ImapSession` in this process, or a
-`FetchWorker` (which wraps one in a worker process) when the caller prepares messages there.
+`FetchWorker` (which wraps one in a worker process) when the caller prepares messages there
+and there are enough of them for the worker to pay for its start.
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ class DrainSession(Protocol):
 	def mark_seen(self, uids: Iterable[int]) -> None: ...
 
 
-def session_for(settings: ImapSettings, prepare: Callable[[bytes], object] | None) -> DrainSession:
-	"""A session in this process, or one in a worker process that also prepares the messages."""
-	return FetchWorker(settings, prepare) if prepare else ImapSession(settings)
-
-
 def drain(
 	settings: ImapSettings,
 	handle: Callable[[FetchedMessage], bool],
@@ -54,6 +50,7 @@ def drain(
 	clock: Callable[[], float] = time.monotonic,
 	commit: Callable[[], None] | None = None,
 	prepare: Callable[[bytes], object] | None = None,
+	worker_from: int = 0,
 	begin_batch: Callable[[list[FetchedMessage]], None] | None = None,
 ) -> DrainResult:
 	"""Hand every unread message of the folder to ``handle`` and mark read what it acknowledged.
@@ -71,7 +68,10 @@ def drain(
 	With ``prepare`` (a module-level function: it is pickled by name), the IMAP session runs
 	in a worker process (``fetch_worker``) that fetches the next batch and applies
 	``prepare`` to each of its messages while ``handle`` works on this one; the result is the
-	message's ``prepared`` (None where ``prepare`` failed).
+	message's ``prepared`` (None where ``prepare`` failed). With ``worker_from`` > 0, fewer
+	unread messages than that are fetched and prepared in this process (a poll that finds one
+	new message would spend most of its time starting the worker); for more, the worker
+	opens a connection of its own.
 
 	``begin_batch`` sees each batch before its messages are handed over one by one (to look
 	up what they need in one go); an exception from it counts as one from ``handle``.
@@ -80,28 +80,57 @@ def drain(
 	if isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or time_budget <= 0:
 		raise ConfigError("the time budget of a mail session must be a positive number of seconds")
 	deadline = clock() + time_budget
-	with session_for(settings, prepare) as session:
-		uidvalidity = session.select()
-		unseen = session.unseen_uids()
+
+	def run(
+		session: DrainSession, uidvalidity: int, unseen: list[int], batches: Iterator[list[FetchedMessage]]
+	) -> DrainResult:
 		result = DrainResult(
 			uidvalidity=uidvalidity,
 			uidvalidity_changed=known_uidvalidity is not None and known_uidvalidity != uidvalidity,
 			unseen=len(unseen),
 		)
-		batches = session.fetch_batches(unseen, batch_size, batch_bytes)
-		while not result.out_of_time:
-			if clock() >= deadline:
-				result.out_of_time = True
-				break
-			batch = next(batches, None)
-			if batch is None:
-				break
-			result.batches += 1
-			result.largest_batch_bytes = max(result.largest_batch_bytes, sum(m.size for m in batch))
-			_handle_batch(session, batch, handle, result, clock, deadline, commit, begin_batch)
+		_drain_batches(session, batches, handle, result, clock, deadline, commit, begin_batch)
 		if result.out_of_time:
 			result.remaining = len(unseen) - result.fetched
-	return result
+		return result
+
+	if prepare is None or worker_from > 0:
+		with ImapSession(settings) as session:
+			uidvalidity = session.select()
+			unseen = session.unseen_uids()
+			if prepare is None or len(unseen) < worker_from:
+				return run(
+					session,
+					uidvalidity,
+					unseen,
+					session.fetch_batches(unseen, batch_size, batch_bytes, prepare),
+				)
+	with FetchWorker(settings, prepare) as worker:
+		uidvalidity = worker.select()
+		unseen = worker.unseen_uids()
+		return run(worker, uidvalidity, unseen, worker.fetch_batches(unseen, batch_size, batch_bytes))
+
+
+def _drain_batches(
+	session: DrainSession,
+	batches: Iterator[list[FetchedMessage]],
+	handle: Callable[[FetchedMessage], bool],
+	result: DrainResult,
+	clock: Callable[[], float],
+	deadline: float,
+	commit: Callable[[], None] | None,
+	begin_batch: Callable[[list[FetchedMessage]], None] | None,
+) -> None:
+	while not result.out_of_time:
+		if clock() >= deadline:
+			result.out_of_time = True
+			break
+		batch = next(batches, None)
+		if batch is None:
+			break
+		result.batches += 1
+		result.largest_batch_bytes = max(result.largest_batch_bytes, sum(m.size for m in batch))
+		_handle_batch(session, batch, handle, result, clock, deadline, commit, begin_batch)
 
 
 def _handle_batch(

@@ -166,6 +166,7 @@ class ImapSession:
 		settings.validate()
 		self.settings = settings
 		self.exists = 0
+		self.has_unseen = False
 		self._client: IMAPClient | None = None
 		self._broken = False
 
@@ -228,6 +229,7 @@ class ImapSession:
 		try:
 			uidvalidity = int(info[b"UIDVALIDITY"])
 			self.exists = int(info.get(b"EXISTS", 0))
+			self.has_unseen = bool(info.get(b"UNSEEN"))  # [UNSEEN n]: the first unread message
 		except (KeyError, TypeError, ValueError):
 			raise ProtocolError(f"IMAP {self.settings.address}: folder {folder!r} has no valid UIDVALIDITY")
 		return uidvalidity
@@ -253,15 +255,16 @@ class ImapSession:
 		uids: Iterable[int],
 		batch_size: int = DEFAULT_BATCH_SIZE,
 		batch_bytes: int = DEFAULT_BATCH_BYTES,
+		prepare: Callable[[bytes], object] | None = None,
 	) -> Iterator[list[FetchedMessage]]:
 		"""Whole messages in UID order, one batch per BODY.PEEK[] command (never sets \\Seen).
 
 		Each batch holds at most ``batch_size`` messages and ``batch_bytes`` bytes, except
 		that a message larger than ``batch_bytes`` comes alone. A batch is fetched only when
-		the consumer asks for it.
+		the consumer asks for it; ``prepare`` as in ``fetch_batch``.
 		"""
 		for batch in self.plan(uids, batch_size, batch_bytes):
-			messages = self.fetch_batch(batch)
+			messages = self.fetch_batch(batch, prepare)
 			if messages:
 				yield messages
 

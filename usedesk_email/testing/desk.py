@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import frappe
 
+from usedesk_email.testing.oauth2_server import OAuth2TestServer
 from usedesk_email.testing.ports import HOST, free_port
 from usedesk_email.testing.smtp_server import SmtpTestServer
 from usedesk_email.usedesk_email.doctype.email_channel_message.email_channel_message import (
@@ -255,3 +256,62 @@ def outgoing_account(server: SmtpTestServer) -> str:
 	doc.insert(ignore_permissions=True)
 	frappe.db.commit()
 	return doc.name
+
+
+def start_site_script(code: str) -> subprocess.Popen:
+	"""Run code in a fresh process connected to this site: a real second worker."""
+	bootstrap = textwrap.dedent(
+		f"""
+		import frappe
+		frappe.init(site={frappe.local.site!r}, sites_path={frappe.local.sites_path!r})
+		frappe.connect()
+		"""
+	)
+	return subprocess.Popen(
+		[sys.executable, "-c", bootstrap + textwrap.dedent(code)],
+		cwd=frappe.local.sites_path,
+		stdout=subprocess.PIPE,
+		stderr=subprocess.PIPE,
+		text=True,
+	)
+
+
+def run_site_script(code: str) -> subprocess.CompletedProcess:
+	child = start_site_script(code)
+	out, err = child.communicate(timeout=180)
+	return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+
+def connected_app(provider: OAuth2TestServer) -> str:
+	name = frappe.db.get_value("Connected App", {"provider_name": "usedesk test provider"})
+	if name:
+		frappe.delete_doc("Connected App", name, force=True)
+	app = frappe.get_doc(
+		{
+			"doctype": "Connected App",
+			"provider_name": "usedesk test provider",
+			"client_id": provider.client_id,
+			"client_secret": provider.client_secret,
+			"authorization_uri": provider.base_url + "/authorize",
+			"token_uri": provider.token_url,
+			"scopes": [{"scope": "offline_access"}],
+		}
+	).insert(ignore_permissions=True)
+	frappe.db.commit()
+	return app.name
+
+
+def token_cache(app: str):
+	return frappe.get_doc("Connected App", app).get_token_cache("Administrator")
+
+
+def authorise(app: str, access: str, refresh: str, expires_in: int) -> None:
+	"""What Microsoft's sign-in leaves behind: Frappe's Token Cache for the admin."""
+	cache = token_cache(app)
+	if not cache:
+		cache = frappe.new_doc("Token Cache")
+		cache.user = "Administrator"
+		cache.connected_app = app
+	cache.update_data(
+		{"access_token": access, "refresh_token": refresh, "expires_in": expires_in, "token_type": "Bearer"}
+	)

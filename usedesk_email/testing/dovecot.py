@@ -16,6 +16,7 @@ Usage::
         with DovecotServer(users={"alice": "secret"}) as server:
             server.deliver("alice", raw_bytes)  # unread
             server.deliver("alice", other, seen=True)  # read
+            server.append("alice", raw_bytes)  # unread, through Dovecot: IDLE hears of it
             server.flags("alice")  # {1: set(), 2: {"\\Seen"}}
 
 Listeners, all on ``host`` (127.0.0.1) and on free ports picked at start:
@@ -33,7 +34,9 @@ Users live in passwd-files (one per user, plain passwords) and mail in
 ``<root>/mail/<user>/Maildir``. ``deliver`` writes straight into the Maildir, so a backlog
 of thousands of messages is filled in seconds; the n-th message delivered to a fresh
 mailbox gets UID n. ``flags`` reads the flags over IMAP; ``reset_uidvalidity`` and
-``clear`` work on the Maildir and wait for the user's sessions to end first.
+``clear`` work on the Maildir and wait for the user's sessions to end first. ``sessions``
+counts a user's logged-in IMAP sessions and ``disconnect`` ends them as a server restart
+(BYE) or crash (the connection just closes) would.
 Failed logins are answered at once and never slow down later ones (no auth penalty).
 
 OAuth2 (opt-in): with ``oauth2_introspection_url`` both instances also offer the SASL
@@ -41,6 +44,7 @@ mechanisms XOAUTH2 and OAUTHBEARER and check a bearer token by POSTing ``token=.
 that URL (RFC 7662; see ``usedesk_email.testing.oauth2_server``); the token is accepted
 when the answer has ``"active": true`` and ``"username"`` equal to the user logging in.
 Password logins keep using the passwd-files. Without the option the config is unchanged.
+With ``idle=False`` the server leaves IDLE out of its capabilities, as some servers do.
 
 ``stop`` (or leaving the ``with`` block) ends every Dovecot process it started; each
 instance runs in a process group of its own (``process_groups``), which a test can check
@@ -77,6 +81,13 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 # Unix sockets live under base_dir; their paths must stay below the kernel's 108 bytes.
 MAX_BASE_DIR = 70
+NO_IDLE_CAPABILITY = (
+	"IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
+	"THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
+	"LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH "
+	"LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ "
+	"NOTIFY SPECIAL-USE"
+)
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,63}$")
 
 
@@ -130,6 +141,7 @@ class DovecotServer:
 	directory is kept; under root it and its parents must be traversable by ``nobody``.
 	``users``: user name -> password, created at start (``add_user`` adds more later).
 	``oauth2_introspection_url``: turns on XOAUTH2/OAUTHBEARER logins checked there.
+	``idle``: False leaves IDLE out of the capabilities, as some servers do.
 	"""
 
 	host = HOST
@@ -139,10 +151,12 @@ class DovecotServer:
 		root: Path | str | None = None,
 		users: Mapping[str, str] | None = None,
 		oauth2_introspection_url: str | None = None,
+		idle: bool = True,
 	) -> None:
 		if oauth2_introspection_url is not None and not re.match(r"^https?://\S+$", oauth2_introspection_url):
 			raise DovecotError(f"{oauth2_introspection_url!r} is not an http(s) URL without spaces")
 		self.oauth2_introspection_url = oauth2_introspection_url
+		self.idle = idle
 		self._own_root = root is None
 		self.root = Path(root) if root is not None else None
 		self._users: dict[str, str] = {}
@@ -270,6 +284,14 @@ class DovecotServer:
 		target = maildir / "cur" / f"{name}:2,S" if seen else maildir / "new" / name
 		os.rename(temporary, target)
 
+	def append(self, user: str, raw: bytes) -> None:
+		"""Put one unread message into the user's INBOX through Dovecot itself (IMAP APPEND),
+		as its LDA or LMTP delivers: sessions in IDLE hear of it at once. A file written by
+		``deliver`` reaches them at Dovecot's next look at the Maildir, which can be its
+		fallback check 30 s later when the file appears just as IDLE begins."""
+		with self._client(user) as client:
+			client.append("INBOX", raw)
+
 	def flags(self, user: str, folder: str = "INBOX") -> dict[int, set[str]]:
 		"""Each message's flags by UID, read over a fresh IMAP connection (EXAMINE, read-only).
 
@@ -316,6 +338,26 @@ class DovecotServer:
 			for path in maildir.glob(pattern):
 				path.unlink()
 
+	def disconnect(self, user: str, *, crash: bool = False) -> int:
+		"""End the user's IMAP sessions as a server does: SIGTERM makes the session say BYE
+		first (a restart), ``crash`` kills it and the connection just closes. Returns how many."""
+		marker = f"/imap [{user} ".encode()
+		ended = 0
+		for group in self.process_groups:
+			for pid in group_members(group):
+				if marker in _cmdline(pid):
+					try:
+						os.kill(pid, signal.SIGKILL if crash else signal.SIGTERM)
+						ended += 1
+					except ProcessLookupError:
+						pass
+		return ended
+
+	def sessions(self, user: str) -> int:
+		"""How many IMAP sessions the user has logged in right now."""
+		marker = f"/imap [{user} ".encode()
+		return sum(marker in _cmdline(pid) for group in self.process_groups for pid in group_members(group))
+
 	def clear(self, user: str) -> None:
 		"""Delete every message of the user's INBOX (UIDVALIDITY stays)."""
 		self._wait_for_sessions_to_end(user)
@@ -333,9 +375,8 @@ class DovecotServer:
 
 	def _wait_for_sessions_to_end(self, user: str) -> None:
 		"""An imap process may still write the indexes for a moment after LOGOUT."""
-		marker = f"/imap [{user} ".encode()
 		deadline = time.monotonic() + STOP_TIMEOUT
-		while any(marker in _cmdline(pid) for group in self.process_groups for pid in group_members(group)):
+		while self.sessions(user):
 			if time.monotonic() > deadline:
 				raise DovecotError(f"user {user!r} still has an IMAP session open; log it out first")
 			time.sleep(0.02)
@@ -447,6 +488,8 @@ class DovecotServer:
 		ssl_port = self.ssl_port if instance.ssl else 0
 		plain_port = self.plain_port if instance.ssl else self.no_tls_port
 		mechanisms, passwd_mechanisms, oauth2_passdb = "plain login", "", ""
+		# Dovecot 2.3's own list after login, less IDLE.
+		capability = "" if self.idle else f"imap_capability = {NO_IDLE_CAPABILITY}\n"
 		if self.oauth2_introspection_url is not None:
 			mechanisms = "plain login xoauth2 oauthbearer"
 			# PLAIN/LOGIN go only to the passwd-files and tokens only to the provider, so a
@@ -479,6 +522,11 @@ auth_mechanisms = {mechanisms}
 # Tests log in wrongly on purpose: answer failures at once, and keep the auth process
 # away from anvil's per-IP penalty, which would delay every later login from 127.0.0.1.
 auth_failure_delay = 0
+{capability}# Real-time listeners keep one IDLE connection per mailbox open, each an imap process (and,
+# over TLS, an imap-login process relaying it): Dovecot's default of 100 would refuse the
+# 101st.
+default_process_limit = 1000
+default_client_limit = 4000
 
 mail_location = maildir:{root / "mail"}/%u/Maildir
 # A folder named Sent carries the SPECIAL-USE \\Sent attribute once a test creates it

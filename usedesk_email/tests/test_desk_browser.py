@@ -25,6 +25,9 @@ from PIL import Image
 
 from usedesk_email.api import ticket_context
 from usedesk_email.inbound.batch import ingest_raw
+from usedesk_email.inbound.listen import Held, Listener
+from usedesk_email.inbound.poll import record_failure
+from usedesk_email.mail.errors import AuthenticationError
 from usedesk_email.search_index import index_queued
 from usedesk_email.testing.browser import DeskBrowser, as_phone, check_browser, chromium, screenshot_dir
 from usedesk_email.testing.desk import desk_user, mail, make_channel, remove_channel_rows, served_site
@@ -397,6 +400,58 @@ class TestDeskBrowser(DeskBrowser, FrappeTestCase):
 		self.assert_no_script_ran(driver, "Forward dialog")
 		self.close_dialog(driver)
 		self.assertEqual(self.logged_user(driver), [200, "Administrator"])
+		self.assert_detector_fires(driver)
+
+	def test_a_channels_real_time_health_shows_and_the_servers_words_run_nothing(self):
+		"""The listener's state in the channel's list and form; error texts come from servers."""
+		run = frappe.generate_hash(length=8)
+		live, failing = (make_channel(f"browser {kind} {run}") for kind in ("live", "failing"))
+		for channel in (live, failing):
+			self.addCleanup(remove_channel_rows, channel.name)
+		payload = PAYLOADS[0]
+		listener = Listener()
+		for channel in (live, failing):
+			held = Held(channel.name, channel.modified)
+			listener.write(held, live_state="Live", listener="vm:1:abc", listener_error=payload)
+		record_failure(failing, AuthenticationError(f"IMAP 127.0.0.1:993: the server said {payload}"))
+		frappe.db.commit()
+
+		driver = self.start_browser()
+		with administrator_password() as password:
+			self.log_in(driver, "Administrator", password)
+		driver.get(f"{self.base}/app/email-channel")
+		indicators = self.until_js(
+			driver,
+			"const rows = [...document.querySelectorAll('.list-row-container')];"
+			"const pick = (name) => rows.find((r) => r.textContent.includes(name));"
+			"const a = pick(arguments[0]), b = pick(arguments[1]);"
+			"return a && b && [a.querySelector('.indicator-pill').textContent.trim(),"
+			" b.querySelector('.indicator-pill').textContent.trim()]",
+			live.name,
+			failing.name,
+		)
+		self.assertEqual(indicators, ["Live", "Failing"])
+		self.shot(driver, "email-channel-list")
+		self.assert_no_script_ran(driver, "Email Channel list")
+		for channel, headline in ((live, "Real time: live (IMAP IDLE)"), (failing, "Failing (1)")):
+			driver.execute_script("frappe.set_route('Form', 'Email Channel', arguments[0])", channel.name)
+			self.until_js(
+				driver,
+				"return window.cur_frm && cur_frm.doc.name == arguments[0]"
+				" && document.body.innerText.includes(arguments[1])",
+				channel.name,
+				headline,
+			)
+			shown = driver.execute_script("return cur_frm.fields_dict.listener_error.$wrapper[0].innerText")
+			self.assertIn(payload, shown, "the error reads as the server wrote it")
+			self.shot(driver, f"email-channel-{channel.name}")
+			self.shot(
+				driver,
+				f"email-channel-{channel.name}-real-time",
+				driver.execute_script("return cur_frm.fields_dict.listener_error.$wrapper[0]"),
+			)
+			self.assert_no_script_ran(driver, f"Email Channel form {channel.name}")
+		self.assertIn(f"the server said {payload}", driver.execute_script("return document.body.innerText"))
 		self.assert_detector_fires(driver)
 
 	def assert_detector_fires(self, driver):

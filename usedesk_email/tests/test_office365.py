@@ -15,7 +15,15 @@ from usedesk_email.inbound.poll import poll_channel
 from usedesk_email.outbound.delivery import send_communication
 from usedesk_email.outbound.replies import create_reply
 from usedesk_email.testing.certificates import make_certificates
-from usedesk_email.testing.desk import mail, make_channel, messages_of, served_site
+from usedesk_email.testing.desk import (
+	authorise,
+	connected_app,
+	mail,
+	make_channel,
+	messages_of,
+	served_site,
+	token_cache,
+)
 from usedesk_email.testing.dovecot import DovecotServer
 from usedesk_email.testing.oauth2_server import OAuth2TestServer
 from usedesk_email.testing.smtp_server import SmtpTestServer
@@ -195,38 +203,3 @@ class TestOffice365(FrappeTestCase):
 		)
 		live = provider_preset(office365=True)  # what the form fills in before saving
 		self.assertEqual((live["imap_host"], live["smtp_port"]), ("outlook.office365.com", 587))
-
-
-def connected_app(provider: OAuth2TestServer) -> str:
-	name = frappe.db.get_value("Connected App", {"provider_name": "usedesk test provider"})
-	if name:
-		frappe.delete_doc("Connected App", name, force=True)
-	app = frappe.get_doc(
-		{
-			"doctype": "Connected App",
-			"provider_name": "usedesk test provider",
-			"client_id": provider.client_id,
-			"client_secret": provider.client_secret,
-			"authorization_uri": provider.base_url + "/authorize",
-			"token_uri": provider.token_url,
-			"scopes": [{"scope": "offline_access"}],
-		}
-	).insert(ignore_permissions=True)
-	frappe.db.commit()
-	return app.name
-
-
-def token_cache(app: str):
-	return frappe.get_doc("Connected App", app).get_token_cache("Administrator")
-
-
-def authorise(app: str, access: str, refresh: str, expires_in: int) -> None:
-	"""What Microsoft's sign-in leaves behind: Frappe's Token Cache for the admin."""
-	cache = token_cache(app)
-	if not cache:
-		cache = frappe.new_doc("Token Cache")
-		cache.user = "Administrator"
-		cache.connected_app = app
-	cache.update_data(
-		{"access_token": access, "refresh_token": refresh, "expires_in": expires_in, "token_type": "Bearer"}
-	)

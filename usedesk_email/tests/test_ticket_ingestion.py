@@ -4,8 +4,6 @@
 import json
 import os
 import subprocess
-import sys
-import textwrap
 import time
 from email.message import EmailMessage
 
@@ -26,6 +24,8 @@ from usedesk_email.testing.desk import (
 	mail,
 	messages_of,
 	record_outgoing,
+	run_site_script,
+	start_site_script,
 	tickets_of,
 )
 from usedesk_email.testing.dovecot import DovecotServer
@@ -544,27 +544,3 @@ class TestTicketIngestion(FrappeTestCase):
 		self.assertEqual(channel.consecutive_failures, 3)
 		self.assertFalse(channel.next_poll_after)
 		self.assertTrue(channel.enabled)
-
-
-def start_site_script(code: str) -> subprocess.Popen:
-	"""Run code in a fresh process connected to this site: a real second worker."""
-	bootstrap = textwrap.dedent(
-		f"""
-		import frappe
-		frappe.init(site={frappe.local.site!r}, sites_path={frappe.local.sites_path!r})
-		frappe.connect()
-		"""
-	)
-	return subprocess.Popen(
-		[sys.executable, "-c", bootstrap + textwrap.dedent(code)],
-		cwd=frappe.local.sites_path,
-		stdout=subprocess.PIPE,
-		stderr=subprocess.PIPE,
-		text=True,
-	)
-
-
-def run_site_script(code: str) -> subprocess.CompletedProcess:
-	child = start_site_script(code)
-	out, err = child.communicate(timeout=180)
-	return subprocess.CompletedProcess(child.args, child.returncode, out, err)

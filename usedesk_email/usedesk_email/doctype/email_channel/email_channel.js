@@ -150,13 +150,18 @@ frappe.ui.form.on("Email Channel", {
 
 	show_health(frm) {
 		if (frm.is_new() || !["External", "Office 365"].includes(frm.doc.incoming_type)) return;
+		const live = frm.doc.enabled && frm.doc.live_state === "Live";
+		frm.dashboard.add_indicator(
+			live ? __("Real time: live (IMAP IDLE)") : __("Real time: off, polled every 5 minutes"),
+			live ? "green" : "gray"
+		);
+		// Errors are stored as text with < and > as entities (older rows: raw): shown as text.
+		const text = (value) => frappe.utils.escape_html(frappe.utils.unescape_html(value || ""));
 		if (frm.doc.sent_error && !frm.doc.consecutive_failures) {
-			frm.dashboard.set_headline_alert(frappe.utils.escape_html(frm.doc.sent_error), "orange");
+			frm.dashboard.set_headline_alert(text(frm.doc.sent_error), "orange");
 		} else if (frm.doc.consecutive_failures) {
 			frm.dashboard.set_headline_alert(
-				`${__("Failing")} (${frm.doc.consecutive_failures}): ${frappe.utils.escape_html(
-					frm.doc.last_error || ""
-				)}`,
+				`${__("Failing")} (${frm.doc.consecutive_failures}): ${text(frm.doc.last_error)}`,
 				"red"
 			);
 		} else if (frm.doc.last_poll_at) {

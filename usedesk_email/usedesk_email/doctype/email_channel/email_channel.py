@@ -20,7 +20,6 @@ from usedesk_email.channel.config import (
 	saved_row,
 	stored_secret,
 )
-from usedesk_email.channel.connection_check import check_channel
 from usedesk_email.channel.kinds import EXTERNAL, INTERNAL, OFFICE_365, OWN_SERVER
 from usedesk_email.engine_errors import described
 from usedesk_email.inbound.poll import enqueue_poll
@@ -31,6 +30,8 @@ from usedesk_email.outbound.sent_folder import default_off, folder_names
 from usedesk_email.usedesk_email.doctype.email_channel_settings.email_channel_settings import inbound_domain
 
 PASSWORD_MASK = "*" * 8  # what the row keeps of any password: Frappe's own mask has its length
+# Written by the real-time listener while a form is open (inbound/listen.py, leases.py).
+LISTENER_FIELDS = ("listener", "lease_until", "live_state", "last_event_at", "listener_error")
 
 
 class EmailChannel(Document):
@@ -44,6 +45,7 @@ class EmailChannel(Document):
 		self.validate_addresses()
 		self.ensure_internal_address()
 		self.keep_secrets_bound()
+		self.keep_listener_fields()
 
 	def normalise_addresses(self):
 		for field in ("main_email", "from_email", "bcc_email", "imap_email"):
@@ -165,6 +167,12 @@ class EmailChannel(Document):
 				indicator="orange",
 			)
 
+	def keep_listener_fields(self):
+		"""A save keeps what the listener wrote meanwhile: putting back the lease the form
+		loaded would let a second listener take the channel while the first still holds it."""
+		if not self.is_new():
+			self.update(frappe.db.get_value(self.doctype, self.name, LISTENER_FIELDS, as_dict=True) or {})
+
 	def keeps_stored(self, fieldname: str) -> bool:
 		value = self.get(fieldname)
 		return bool(value) and self.is_dummy_password(value) and bool(stored_secret(self.name, fieldname))
@@ -184,6 +192,10 @@ class EmailChannel(Document):
 
 	@frappe.whitelist()
 	def test_connection(self) -> dict:
+		# Imported here: every poll job loads this controller, and the check brings the
+		# outgoing side with it (a fifth of a second of imports a job).
+		from usedesk_email.channel.connection_check import check_channel
+
 		self.check_permission("write")  # managers only; agents may not log in to mailboxes
 		return check_channel(self)
 
