@@ -4,7 +4,8 @@ Run from the bench's sites directory with the bench's Python (needs root for Dov
 
     cd frappe-bench/sites
     ../env/bin/python ../apps/usedesk_email/benchmarks/site_benchmark.py --site S --n 1000 \\
-        [--stored-tickets 50000] [--frappe-runs 0] [--send 50] [--rounds 5] [--profile FILE]
+        [--stored-tickets 50000] [--frappe-runs 0] [--send 50] [--rounds 5] [--profile FILE] \\
+        [--compare-search]
 
 One run fills three Dovecot mailboxes with the same N generated messages (plain and HTML,
 one in ten with an attachment of 200 KB of its own, a third replying to earlier ones; only the Message-ID
@@ -24,7 +25,10 @@ pull of a new account is an initial sync with costs and limits of its own).
 
 With `--rounds R` the poll and Frappe's pull run R times, alternating, each on fresh copies
 of the same messages, and each round's ratio is printed: on a shared machine the two
-sides of one round see the same load.
+sides of one round see the same load. `--compare-search` runs the poll twice a round, with
+and without the global search index of the tickets it stores (site config
+`disable_global_search` in the poll's process), in alternating order; the index's own job,
+which a worker runs after the poll's commits, is then run and timed apart.
 
 SQL statements are the database session's own count (`SHOW SESSION STATUS 'Questions'`).
 `--stored-tickets K` first bulk-inserts K tickets, ledger rows and Communications, to show
@@ -199,6 +203,7 @@ def phase_floor(args) -> dict:
 
 def phase_app(args) -> dict:
 	from usedesk_email.inbound.poll import poll_channel
+	from usedesk_email.search_index import index_queued
 
 	start_rss, q0, start = rss_mb(), questions(), time.perf_counter()
 	runs, stored = [], 0
@@ -213,13 +218,20 @@ def phase_app(args) -> dict:
 			stored += done
 			if outcome["result"] != "ok" or not outcome.get("remaining"):
 				break
+	seconds, queries = time.perf_counter() - start, questions() - q0
+	# the search index job the polls queued, as a worker runs it after them (timed apart)
+	q1, start = questions(), time.perf_counter()
+	indexed = index_queued()
 	return {
 		"messages": stored,
-		"seconds": time.perf_counter() - start,
-		"queries": questions() - q0,
+		"seconds": seconds,
+		"queries": queries,
 		"runs": runs,
 		"start_rss": start_rss,
 		"worker_peak_rss_mb": round(worker.mb, 1),
+		"indexed_tickets": indexed,
+		"index_seconds": round(time.perf_counter() - start, 2),
+		"index_queries": questions() - q1,
 	}
 
 
@@ -271,6 +283,8 @@ def child(args) -> None:
 	if args.phase != "floor":
 		frappe.init(site=args.site, sites_path=".")
 		frappe.connect()
+		if args.no_search:
+			frappe.local.conf.disable_global_search = 1  # what the poll did before the index
 	if args.profile:
 		import cProfile
 
@@ -425,6 +439,15 @@ def rate(result: dict) -> float:
 	return result["messages"] / result["seconds"] if result["seconds"] else 0
 
 
+def per_message(result: dict) -> str:
+	"""SQL statements per message."""
+	return (
+		f"{result['queries'] / result['messages']:.2f}"
+		if result.get("queries") and result["messages"]
+		else "-"
+	)
+
+
 def report(rows: list[tuple[str, dict]], n: int) -> None:
 	print(f"\nN = {n} messages, {os.cpu_count()} CPUs, run {RUN_ID}\n")
 	print(
@@ -433,7 +456,7 @@ def report(rows: list[tuple[str, dict]], n: int) -> None:
 	)
 	print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for label, r in rows:
-		per = f"{r['queries'] / r['messages']:.1f}" if r.get("queries") and r["messages"] else "-"
+		per = per_message(r)
 		print(
 			f"| {label} | {r['messages']} | {r['seconds']:.1f} | {rate(r):.1f} | {per} | {r['peak_rss_mb']}"
 			f" | {r['rss_growth_mb']} | {r.get('worker_peak_rss_mb', '-')} |"
@@ -458,11 +481,25 @@ def main() -> None:
 		"--rounds", type=int, default=1, help="poll and Frappe pull, alternating, this many times"
 	)
 	parser.add_argument("--profile", help="write each phase's cProfile stats to PROFILE.<phase>")
-	for name in ("phase", "port", "user", "password", "ca", "channel", "account", "communications"):
-		parser.add_argument(f"--{name}")
+	parser.add_argument(
+		"--compare-search", action="store_true", help="the poll with and without the search index"
+	)
+	for name in (
+		"phase",
+		"port",
+		"user",
+		"password",
+		"ca",
+		"channel",
+		"account",
+		"communications",
+		"no_search",
+	):
+		parser.add_argument(f"--{name.replace('_', '-')}")
 	args = parser.parse_args()
 	if args.phase:
 		args.port = int(args.port) if args.port else None
+		args.no_search = args.no_search == "1"
 		return child(args)
 
 	from usedesk_email.inbound.poll import poll_channel
@@ -500,23 +537,34 @@ def main() -> None:
 					),
 				)
 			)
-		ratios = []
+		ratios, search_costs = [], []
 		for round_no in range(1, args.rounds + 1):
 			tag = f"{RUN_ID}-{round_no}"
 			suffix = f", round {round_no}" if args.rounds > 1 else ""
-			app = frappe_pull = None
-			if "app" not in skip:
+			app = frappe_pull = unindexed = None
+			searches = [True]
+			if args.compare_search:  # which goes first alternates from round to round
+				searches = [False, True] if round_no % 2 else [True, False]
+			for search in searches if "app" not in skip else []:
+				variant = f"{tag}-{'search' if search else 'nosearch'}"
 				box = server.new_mailbox("bench")
-				channel = make_channel(server, box, f"bench app {tag}").name
+				channel = make_channel(server, box, f"bench app {variant}").name
 				poll_channel(channel)  # connected before the mail comes, like Frappe's account below
-				fill(server, box, messages, f"app-{tag}.example")
-				if args.stored_tickets and round_no == 1:
+				fill(server, box, messages, f"app-{variant}.example")
+				if args.stored_tickets and round_no == 1 and search == searches[0]:
 					store_tickets(channel, args.stored_tickets)
 				frappe.db.commit()
-				app = run_child("app", channel=channel, **common)
-				rows.append(
-					(f"usedesk_email poll ({args.stored_tickets} tickets stored before){suffix}", app)
-				)
+				result = run_child("app", channel=channel, no_search=0 if search else 1, **common)
+				label = f"usedesk_email poll ({args.stored_tickets} tickets stored before)"
+				if args.compare_search:
+					label += ", search index " + ("on" if search else "off")
+				rows.append((label + suffix, result))
+				if search:
+					app = result
+				else:
+					unindexed = result
+			if app and unindexed:
+				search_costs.append((app, unindexed))
 			if "frappe" not in skip:
 				box = server.new_mailbox("bench")
 				account = make_email_account(server, box, tag)
@@ -535,6 +583,13 @@ def main() -> None:
 				result = run_child("send", communications=json.dumps(names), **common)
 				rows.append((f"send replies, {recipients} recipient(s) each", result))
 	report(rows, args.n)
+	for indexed, unindexed in search_costs:
+		print(
+			f"search index, one round: the poll {rate(indexed):.1f} messages/s with it, {rate(unindexed):.1f} "
+			f"without, SQL per message {per_message(indexed)} with it, {per_message(unindexed)} without; "
+			f"then its job: {indexed['indexed_tickets']} tickets in {indexed['index_seconds']} s, "
+			f"{indexed['index_queries'] / indexed['messages']:.2f} SQL per message"
+		)
 	if ratios:
 		ratios.sort()
 		print(

@@ -137,6 +137,10 @@ def insert_row(
 def run_after(doc, lifecycle: Lifecycle) -> None:
 	for event in lifecycle.after:
 		doc.run_method(event)
+	# `set_user_and_timestamp` marked the row as being saved, as a save does, and a save
+	# unmarks it at its end: a row left marked never gets a new modified time from db_set.
+	if (doc.doctype, doc.name) in frappe.flags.currently_saving:
+		frappe.flags.currently_saving.remove((doc.doctype, doc.name))
 
 
 def insert_plain(doctype: str, *rows: dict) -> None:

@@ -15,6 +15,8 @@ before_install = "usedesk_email.install.ensure_roles"
 after_install = [
 	"usedesk_email.install.index_file_hashes",
 	"usedesk_email.install.grant_communication_read",
+	"usedesk_email.install.add_ticket_to_global_search",
+	"usedesk_email.ticket_views.ensure_saved_filters",
 	"usedesk_email.inbound.postfix.refresh_recipient_table",
 	"usedesk_email.install.compile_translations",
 ]
@@ -35,11 +37,15 @@ scheduler_events = {
 	},
 }
 
+# Read by the setup wizard (and Global Search Settings' reset); see install.add_ticket_to_global_search.
+global_search_doctypes = {"Default": [{"doctype": "Ticket"}]}
+
 has_permission = {"Communication": "usedesk_email.permissions.communication"}
 
 doc_events = {
 	"Communication": {
 		"after_insert": "usedesk_email.outbound.delivery.queue_sending",
+		"on_trash": "usedesk_email.search_index.on_communication_trash",
 	},
 	# Postfix's table of the internal addresses it may accept (usedesk_email/postfix.py).
 	"Email Channel": {
@@ -50,6 +56,8 @@ doc_events = {
 	"Email Channel Settings": {
 		"on_update": "usedesk_email.inbound.postfix.refresh_after_commit",
 	},
+	# An agent's own saved filter of the Ticket list (usedesk_email/ticket_views.py).
+	"User": {"on_update": "usedesk_email.ticket_views.on_user_update"},
 }
 
 # The desk's e-mail composer on a Ticket: send through the channel, never also via Frappe.

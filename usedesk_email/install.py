@@ -1,5 +1,5 @@
 """Install and migrate hooks: the roles the app's permissions are written for, an index
-Frappe's File lacks, and the compiled translations."""
+Frappe's File lacks, the compiled translations, and Ticket in global search."""
 
 import frappe
 
@@ -53,3 +53,12 @@ def compile_translations() -> None:
 		except OSError as error:  # a bench whose assets are read-only: `bench build` compiles them
 			print(f"usedesk_email: {get_mo_path(APP, locale)} not written ({error}); run bench build")
 	frappe.translate.clear_cache()
+
+
+def add_ticket_to_global_search() -> None:
+	"""Ticket among the DocTypes global search shows: the setup wizard takes them from the
+	apps' `global_search_doctypes` hooks, so a site set up before the app came lacks it."""
+	settings = frappe.get_single("Global Search Settings")
+	if "Ticket" not in {row.document_type for row in settings.allowed_in_global_search}:
+		settings.append("allowed_in_global_search", {"document_type": "Ticket"})
+		settings.save(ignore_permissions=True)

@@ -209,8 +209,9 @@ def remove_own_rows(doctypes: list[str]) -> None:
 	"""What the app's DocTypes left outside their tables: passwords (the channels' IMAP and
 	SMTP passwords and inbound secrets: secrets must not outlive the app), the settings single,
 	per-user list settings, permissions added in Customize Form, copies of deleted tickets
-	(Deleted Document keeps the whole document: client addresses and all), and the patch log,
-	so a later install runs the app's patches as a new install would."""
+	(Deleted Document keeps the whole document: client addresses and all), the tickets'
+	global search entries (their messages' text), and the patch log, so a later install
+	runs the app's patches as a new install would."""
 	doctypes = ("in", tuple(doctypes))
 	frappe.db.delete("Deleted Document", {"deleted_doctype": doctypes})
 	frappe.db.delete("Patch Log", {"patch": ("like", f"{APP}.%")})
@@ -219,6 +220,8 @@ def remove_own_rows(doctypes: list[str]) -> None:
 	frappe.db.delete("__UserSettings", {"doctype": doctypes})
 	frappe.db.delete("Custom DocPerm", {"parent": doctypes})
 	frappe.db.delete("DefaultValue", {"parent": doctypes})
+	frappe.db.delete("__global_search", {"doctype": doctypes})
+	frappe.cache.hdel("global_search", "search_priorities")  # Global Search Settings' cache
 
 
 def remove_scheduled_jobs() -> None:
@@ -312,6 +315,7 @@ def purge_conversations() -> dict:
 	counts["tickets"] = frappe.db.count(TICKET)
 	for doctype in CONVERSATION_DOCTYPES:
 		frappe.db.delete(doctype)
+	frappe.db.delete("__global_search", {"doctype": TICKET})  # the messages' text is in it
 	frappe.db.commit()
 	for file in files:
 		if not frappe.db.exists("File", {"file_url": file.file_url}):

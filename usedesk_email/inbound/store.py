@@ -167,13 +167,15 @@ def open_ticket(
 			"cc_addresses": "\n".join(participants),
 			"opened_at": message_date,
 			"last_message_at": message_date,
+			"last_client_message_at": message_date,  # a new ticket is opened only by a person
+			"waiting_since": message_date,
 			"previous_ticket": previous,
 		},
 		TICKET_INSERT,
 		owner=sender.email.lower(),  # the client opened it, not the poll's Administrator or Guest
 	)
 	ticket.notify_update()  # the desk's Ticket list shows it at once
-	return frappe._dict(name=name, status=ticket.status, first_response_at=None, is_new=True)
+	return frappe._dict(name=name, is_new=True)
 
 
 def add_communication(ticket, msg: ParsedMessage, name: str, people: list[str], message_date) -> None:

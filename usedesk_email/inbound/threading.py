@@ -11,7 +11,15 @@ from usedesk_email.usedesk_email.doctype.email_channel_message.email_channel_mes
 	message_key,
 )
 
-TICKET_FIELDS = ("name", "channel", "status", "first_response_at", "client_email", "cc_addresses")
+TICKET_FIELDS = (
+	"name",
+	"channel",
+	"status",
+	"first_response_at",
+	"waiting_since",
+	"client_email",
+	"cc_addresses",
+)
 
 
 def find_ticket(channel, msg: ParsedMessage, sender: str):

@@ -24,7 +24,7 @@ from usedesk_email.usedesk_email.doctype.email_channel_message.email_channel_mes
 	dedupe_key,
 	message_key,
 )
-from usedesk_email.usedesk_email.doctype.ticket.ticket import mark_replied
+from usedesk_email.usedesk_email.doctype.ticket.ticket import mark_replied, update_ticket
 
 SEND_QUEUE = "short"
 RETRY_MINUTES = (1, 5, 15, 60, 180, 360)  # after the last one a temporary failure is final
@@ -241,18 +241,20 @@ def record_problem(ticket: str) -> None:
 		fields=["recipient", "status", "error", "communication"],
 		order_by="creation asc",
 	)
-	participants = set(
-		recipients_of(frappe.db.get_value("Ticket", ticket, ["client_email", "cc_addresses"], as_dict=True))
+	row = frappe.db.get_value(
+		"Ticket", ticket, ["client_email", "cc_addresses", "delivery_problem"], as_dict=True
 	)
+	participants = set(recipients_of(row))
 	whole_reply = _("the reply")  # a row of a reply that could not be composed names no one
 	lines = [
 		f"{_(r.status)}: {r.recipient or whole_reply} ({r.communication}): {r.error or ''}".strip()
 		for r in rows
 		if r.status != "Refused" or r.recipient.lower() in participants
 	]
-	frappe.db.set_value(
-		"Ticket", ticket, "delivery_problem", "\n".join(dict.fromkeys(lines)) or None, update_modified=False
-	)
+	problem = "\n".join(dict.fromkeys(lines)) or None
+	if problem != (row.delivery_problem or None):
+		# A new modified time: a form opened before would save the old banner back over it.
+		update_ticket(ticket, {"delivery_problem": problem})
 
 
 def retry_due() -> None:

@@ -66,13 +66,14 @@ def mail(
 	cc: str | None = None,
 	body: str = "Hello, I need help.",
 	headers: dict | None = None,
+	date: str = "Thu, 26 Nov 2026 10:00:00 +0000",
 ) -> bytes:
 	"""A small raw RFC 822 message; tests that need odd mail use the engine's .eml corpus."""
 	lines = [
 		f"From: Client <{sender}>",
 		f"To: {to}",
 		f"Subject: {subject}",
-		"Date: Thu, 26 Nov 2026 10:00:00 +0000",
+		f"Date: {date}",
 		"MIME-Version: 1.0",
 		"Content-Type: text/plain; charset=utf-8",
 	]
@@ -109,6 +110,31 @@ def messages_of(channel: str) -> list[dict]:
 
 def tickets_of(channel: str) -> list[str]:
 	return frappe.get_all("Ticket", filters={"channel": channel}, pluck="name") or ["-"]
+
+
+def remove_channel_rows(channel: str) -> None:
+	"""A test channel goes with its committed tickets, messages, files and search entries
+	(ingestion commits)."""
+	frappe.db.rollback()
+	tickets = frappe.get_all("Ticket", {"channel": channel}, pluck="name")
+	comms = frappe.get_all(
+		"Communication",
+		{"reference_doctype": "Ticket", "reference_name": ("in", tickets or ["-"])},
+		pluck="name",
+	)
+	for file in frappe.get_all(
+		"File", {"attached_to_doctype": "Communication", "attached_to_name": ("in", comms)}, pluck="name"
+	):
+		frappe.delete_doc("File", file, force=True, ignore_permissions=True)
+	if comms:
+		frappe.db.delete("Communication Link", {"parent": ("in", comms)})
+		frappe.db.delete("Communication", {"name": ("in", comms)})
+	if tickets:
+		frappe.db.delete("__global_search", {"doctype": "Ticket", "name": ("in", [str(t) for t in tickets])})
+	frappe.db.delete("Ticket", {"channel": channel})
+	frappe.db.delete("Email Channel Message", {"channel": channel})
+	frappe.delete_doc("Email Channel", channel, force=True, ignore_permissions=True)
+	frappe.db.commit()
 
 
 def record_outgoing(channel: str, message_id: str, ticket: str) -> None:

@@ -12,10 +12,13 @@ import base64
 import io
 import threading
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import frappe
+from frappe.desk.form import assign_to
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils.password import update_password
 from PIL import Image
@@ -25,9 +28,11 @@ from usedesk_email.inbound.batch import ingest_raw
 from usedesk_email.inbound.listen import Held, Listener
 from usedesk_email.inbound.poll import record_failure
 from usedesk_email.mail.errors import AuthenticationError
-from usedesk_email.testing.browser import DeskBrowser, check_browser, chromium, screenshot_dir
-from usedesk_email.testing.desk import desk_user, make_channel, served_site
+from usedesk_email.search_index import index_queued
+from usedesk_email.testing.browser import DeskBrowser, as_phone, check_browser, chromium, screenshot_dir
+from usedesk_email.testing.desk import desk_user, mail, make_channel, remove_channel_rows, served_site
 from usedesk_email.testing.ports import HOST
+from usedesk_email.ticket_views import own_view
 
 AGENT = "browser-agent@usedesk.test"
 PASSWORD = "Browser-Agent-5519!"
@@ -202,28 +207,6 @@ def html_mail(pixel_url: str, run: str) -> bytes:
 	).encode()
 
 
-def remove_channel_rows(channel: str) -> None:
-	"""A test channel goes with its committed tickets, messages and files (ingestion commits)."""
-	frappe.db.rollback()
-	tickets = frappe.get_all("Ticket", {"channel": channel}, pluck="name")
-	comms = frappe.get_all(
-		"Communication",
-		{"reference_doctype": "Ticket", "reference_name": ("in", tickets or ["-"])},
-		pluck="name",
-	)
-	for file in frappe.get_all(
-		"File", {"attached_to_doctype": "Communication", "attached_to_name": ("in", comms)}, pluck="name"
-	):
-		frappe.delete_doc("File", file, force=True, ignore_permissions=True)
-	if comms:
-		frappe.db.delete("Communication Link", {"parent": ("in", comms)})
-		frappe.db.delete("Communication", {"name": ("in", comms)})
-	frappe.db.delete("Ticket", {"channel": channel})
-	frappe.db.delete("Email Channel Message", {"channel": channel})
-	frappe.delete_doc("Email Channel", channel, force=True, ignore_permissions=True)
-	frappe.db.commit()
-
-
 @contextmanager
 def administrator_password():
 	"""A password of our own for Administrator while the browser logs in; the site's own
@@ -274,10 +257,41 @@ class TestDeskBrowser(DeskBrowser, FrappeTestCase):
 		cls.html_ticket = result.ticket
 		desk_user(AGENT, "Support Agent")
 		update_password(AGENT, PASSWORD)
+		cls.inbox_tickets(run)
 		frappe.db.commit()  # the served site is another process
 		site = served_site()
 		cls.base = site.__enter__()
 		cls.addClassCleanup(site.__exit__, None, None, None)
+
+	@classmethod
+	def inbox_tickets(cls, run: str):
+		"""Two clients' tickets with one subject (one waits, one was answered), the first
+		assigned to the agent; and one found by a word of its message, markup and all."""
+		today = format_datetime(datetime.now(timezone.utc))  # for the chart of the last month
+		cls.waiting, cls.answered = (
+			ingest_raw(
+				cls.channel,
+				mail(
+					"Same subject",
+					sender=f"{who}.{run}@example.org",
+					message_id=f"{who}.{run}@example.org",
+					date=today,
+				).replace(b"From: Client", f"From: {name}".encode()),
+				"test",
+			).ticket
+			for who, name in (("anna", "Anna Ivanova"), ("boris", "Boris Petrov"))
+		)
+		frappe.db.set_value("Ticket", cls.answered, {"status": "Replied", "waiting_since": None})
+		assign_to.add(
+			{"assign_to": [AGENT], "doctype": "Ticket", "name": cls.waiting}, ignore_permissions=True
+		)
+		cls.marker = f"zq{run}word"
+		cls.found = ingest_raw(
+			cls.channel,
+			mail("Searched", message_id=f"search.{run}@example.org", body=f"{cls.marker} {PAYLOADS[0]}"),
+			"test",
+		).ticket
+		index_queued()  # the search index job, which a worker runs (none runs beside the tests)
 
 	# --- the browser
 
@@ -509,6 +523,160 @@ class TestDeskBrowser(DeskBrowser, FrappeTestCase):
 			str(self.hostile[0]),
 		)
 		self.assertEqual(driver.find_elements("css selector", ".usedesk-show-images"), [])
+
+	# --- the agent's inbox: workspace, list and search, on a desktop and a 390 px phone
+
+	def desk(self, size: str):
+		"""A browser of that size with the agent logged in."""
+		driver = self.start_browser()
+		if size == "phone":
+			as_phone(driver)
+		self.log_in(driver, AGENT, PASSWORD)
+		return driver
+
+	def test_an_agent_lands_on_the_helpdesk_workspace_with_counts_and_the_chart(self):
+		frappe.set_user(AGENT)
+		try:
+			expected = {
+				"My open tickets": f"{len(frappe.get_list('Ticket', filters=own_view(AGENT), pluck='name'))} open",
+				"Waiting for us": f"{frappe.db.count('Ticket', {'waiting_since': ('is', 'set')})} waiting",
+				"All tickets": f"{frappe.db.count('Ticket')} in all",
+			}
+		finally:
+			frappe.set_user("Administrator")
+		for size in ("desktop", "phone"):
+			with self.subTest(size=size):
+				driver = self.desk(size)
+				driver.get(f"{self.base}/app")
+				self.until_js(
+					driver,
+					"return frappe.get_route().join('/') === 'Workspaces/Helpdesk'"
+					" && $('.shortcut-widget-box .indicator-pill').length >= 4",
+				)
+				# the chart is drawn empty first, then with its data: today's tickets lift "Opened"
+				self.until_js(
+					driver,
+					"const path = document.querySelector('.dashboard-widget-box .dataset-0 .line-graph-path');"
+					"const ys = [...(path?.getAttribute('d') || '').matchAll(/[ML][\\d.]+,([\\d.]+)/g)];"
+					"return new Set(ys.map((m) => m[1])).size > 1",
+				)
+				shortcuts = dict(
+					driver.execute_script(
+						"return [...document.querySelectorAll('.shortcut-widget-box')].map((w) =>"
+						" [w.querySelector('.widget-title').innerText.trim(),"
+						" w.querySelector('.indicator-pill').innerText.trim()])"
+					)
+				)
+				self.assertEqual({k: shortcuts.get(k) for k in expected}, expected)
+				self.assertIn("Unassigned", shortcuts)
+				self.assertNotIn("Failing channels", shortcuts, "an agent may not read channels")
+				legend = driver.execute_script("return $('.dashboard-widget-box').text()")
+				self.assertIn("Opened", legend)
+				self.assertIn("Answered", legend)
+				self.shot(driver, f"workspace-agent-{size}")
+				self.assertEqual(
+					driver.execute_script("return document.scrollingElement.scrollWidth <= innerWidth"), True
+				)
+				self.assert_no_script_ran(driver, f"workspace, {size}")
+
+	def test_the_ticket_list_shows_the_client_and_who_waits(self):
+		rows_js = """
+		return Object.fromEntries([...document.querySelectorAll('.list-row-container')].map((row) => {
+			const link = row.querySelector('.list-subject a[data-name]');
+			const pill = [...row.querySelectorAll('.indicator-pill')].find((p) => p.offsetParent);
+			return [link.dataset.name, {
+				text: row.innerText.replace(/\\s+/g, ' ').trim(),
+				subject: link.innerText.trim(),
+				bold: !!link.closest('.bold'),
+				pill: pill ? [pill.innerText.trim(), [...pill.classList].filter((c) => ['red', 'orange', 'blue', 'green', 'gray'].includes(c))] : null,
+			}];
+		}));
+		"""
+		for size in ("desktop", "phone"):
+			with self.subTest(size=size):
+				driver = self.desk(size)
+				driver.get(f"{self.base}/app/ticket?subject={quote('Same subject')}")
+				self.until_js(
+					driver,
+					"return window.cur_list && cur_list.doctype === 'Ticket' && !cur_list.list_view_settings_loading"
+					" && [arguments[0], arguments[1]].every((name) => document.querySelector("
+					"`.list-row-container a[data-name='${name}']`))",
+					str(self.waiting),
+					str(self.answered),
+				)
+				rows = driver.execute_script(rows_js)
+				waiting, answered = rows[str(self.waiting)], rows[str(self.answered)]
+				self.assertTrue(waiting["bold"], "the client waits: bold")
+				self.assertFalse(answered["bold"])
+				self.assertEqual(waiting["pill"], ["Open", ["red"]])
+				self.assertEqual(answered["pill"], ["Replied", ["blue"]])
+				if size == "desktop":
+					head = driver.execute_script("return $('.list-row-head').text()")
+					self.assertIn("Client E-mail", head)
+					self.assertIn("Last Client Message", head)
+					self.assertIn("Anna Ivanova", waiting["text"])
+					self.assertIn("anna.", waiting["text"])
+					self.assertEqual(waiting["subject"], "Same subject")
+					self.assertEqual(driver.execute_script("return cur_list.sort_by"), "modified")
+				else:
+					self.assertEqual(waiting["subject"], "Anna Ivanova · Same subject")
+					self.assertEqual(answered["subject"], "Boris Petrov · Same subject")
+				self.shot(driver, f"list-agent-{size}")
+				self.assert_no_script_ran(driver, f"Ticket list, {size}")
+
+	def test_the_awesome_bar_finds_the_helpdesk_the_tickets_and_a_ticket_by_its_words(self):
+		from selenium.common.exceptions import StaleElementReferenceException
+		from selenium.webdriver.common.by import By
+
+		driver = self.desk("desktop")
+		driver.get(f"{self.base}/app/helpdesk")
+		self.until_js(driver, "return frappe.get_route().join('/') === 'Workspaces/Helpdesk'")
+
+		def offered(text: str, wanted: str) -> None:
+			box = driver.find_element(By.ID, "navbar-search")
+			box.clear()
+			box.send_keys(text)
+			find = (
+				"return [...document.querySelectorAll('.search-bar [role=listbox] li')]"
+				".find((li) => li.innerText.trim().startsWith(arguments[0]))"
+			)
+			self.until_js(driver, find, wanted)
+			self.shot(driver, f"awesome-bar-{text[:12]}")
+
+			def click(d) -> bool:  # the list is drawn again as more results come
+				try:
+					d.execute_script(find, wanted).click()
+					return True
+				except StaleElementReferenceException:
+					return False
+
+			self.wait(driver, click)
+
+		offered("helpdesk", "Open Helpdesk")
+		self.until_js(driver, "return frappe.get_route().join('/') === 'Workspaces/Helpdesk'")
+		offered("tickets", "Report Tickets")
+		self.until_js(
+			driver,
+			"return frappe.get_route().join('/') === 'List/Ticket/Report/Tickets'"
+			" && window.cur_list && cur_list.report_doc && $('.dt-row').length > 2",
+		)
+		self.assertEqual(
+			driver.execute_script("return $('.page-head .indicator-pill:visible').text().trim()"),
+			"",
+			"the shipped report is shown as saved",
+		)
+		self.shot(driver, "report-tickets")
+		offered(self.marker, "Search for")
+		result = self.until_js(
+			driver,
+			"return [...document.querySelectorAll('.search-dialog .result')]"
+			".find((r) => r.innerText.includes(arguments[0]))",
+			self.marker,
+		)
+		self.assertIn(str(self.found), result.text)
+		self.assertIn(PAYLOADS[0], result.text, "the mail's markup, shown as text")
+		self.shot(driver, "global-search-result")
+		self.assert_no_script_ran(driver, "global search")
 
 
 class TestAgentAccess(FrappeTestCase):

@@ -117,6 +117,7 @@ class TestUninstall(FrappeTestCase):
 		self.assertGreaterEqual(facts["deleted_documents"], 1)
 		self.assertGreaterEqual(facts["patch_log"], 1)
 		self.assertGreaterEqual(facts["passwords"], 3)
+		self.assertGreaterEqual(facts["search_entries"], 2, "the tickets are in global search")
 		for seen in ("Communication.reference_doctype", "Comment.reference_doctype", "ToDo.reference_type"):
 			self.assertIn(seen, facts["references"], "the scan sees what names the app's DocTypes")
 
@@ -140,6 +141,7 @@ class TestUninstall(FrappeTestCase):
 		self.assertEqual(facts["deleted_documents"], 0, "no copies of deleted tickets")
 		self.assertEqual(facts["patch_log"], 0)
 		self.assertEqual(facts["user_settings"], 0)
+		self.assertEqual(facts["search_entries"], 0, "no ticket's text is left in global search")
 		self.assertEqual(facts["references"], {}, "no row anywhere names a DocType that is gone")
 
 		# The conversation is kept as plain Communications, found by the ticket's token.
@@ -185,6 +187,7 @@ class TestUninstall(FrappeTestCase):
 		facts = self.execute("inspect_site", **filled)
 		self.assertEqual(facts["communications"], {})
 		self.assertEqual(facts["tickets"], 0)
+		self.assertEqual(facts["search_entries"], 0, "their messages' text leaves global search")
 		self.assertEqual(facts["failures"], 0)
 		self.assertEqual(facts["files"], {}, "the File rows are deleted")
 		shared = filled["paths"].pop(filled["shared_with"])
@@ -235,6 +238,7 @@ def fill_site(marker: str, queue_poll: bool = False) -> dict:
 
 	from usedesk_email.inbound.batch import ingest_raw
 	from usedesk_email.inbound.failures import log_failure
+	from usedesk_email.search_index import index_queued
 	from usedesk_email.testing.desk import desk_user, make_channel
 
 	frappe.set_user("Administrator")
@@ -322,6 +326,8 @@ def fill_site(marker: str, queue_poll: bool = False) -> dict:
 		}
 	).insert(ignore_permissions=True)
 	assert shared.file_url == attachment.file_url, (shared.file_url, attachment.file_url)
+	frappe.db.commit()
+	index_queued()  # the search index job (no worker runs here)
 	return {
 		"marker": marker,
 		"tickets": [one.ticket, two.ticket],
@@ -426,6 +432,9 @@ def inspect_site(
 		"patch_log": frappe.db.count("Patch Log", {"patch": ("like", "usedesk\\_email.%")}),
 		"user_settings": frappe.db.sql(
 			"SELECT COUNT(*) FROM `__UserSettings` WHERE doctype IN %s", (doctypes,)
+		)[0][0],
+		"search_entries": frappe.db.sql(
+			"SELECT COUNT(*) FROM `__global_search` WHERE doctype IN %s", (doctypes,)
 		)[0][0],
 		"references": references,
 		"communications": {c.name: c for c in comms},

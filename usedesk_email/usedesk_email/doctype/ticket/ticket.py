@@ -13,8 +13,10 @@ from frappe.utils import now_datetime
 from usedesk_email.db import update_row
 from usedesk_email.mail.message import AUTOMATIC, Kind
 from usedesk_email.participants import split_lines
+from usedesk_email.search_index import index_on_commit
 
 REOPENED_BY_CLIENT = ("Replied", "Resolved")
+DONE = ("Resolved", "Closed")
 
 
 class Ticket(Document):
@@ -24,6 +26,9 @@ class Ticket(Document):
 	def validate(self):
 		self.normalise_participants()
 		self.track_resolution()
+
+	def on_change(self):
+		index_on_commit(self.name)  # after Frappe's own entry of the save: see search_index
 
 	def set_opened_at(self):
 		if not self.opened_at:
@@ -39,30 +44,36 @@ class Ticket(Document):
 			self.resolved_at = now_datetime()
 		elif self.status in ("Open", "Replied"):
 			self.resolved_at = None
+		if self.status in DONE:
+			self.waiting_since = None  # nobody is waiting for an answer on a finished ticket
 
 	def on_communication_update(self, communication):
 		"""Frappe calls this instead of its own status rules, which would let auto-replies reopen tickets."""
-		values = communication_update(self.status, self.first_response_at, communication)
+		values = communication_update(self, communication)
 		if values:
-			self.db_set(values, update_modified=False)
+			self.db_set(values)  # a new modified time, as a save: an open form is now stale
 			self.notify_update()
 
 
-def communication_update(status: str, first_response_at, communication) -> dict:
-	"""What a new message changes on its ticket: last message time, status, first response."""
+def communication_update(ticket, communication) -> dict:
+	"""What a new message changes on its ticket (`ticket`: its status, first_response_at and
+	waiting_since): last message times, status, first response, who waits since when."""
 	if communication.communication_type != "Communication":
 		return {}
-	values = {"last_message_at": communication.communication_date or now_datetime()}
+	when = communication.communication_date or now_datetime()
+	values = {"last_message_at": when}
 	if communication.sent_or_received == "Received":
-		if (
-			communication.flags.usedesk_kind not in (Kind.AUTO_REPLY, Kind.BOUNCE)
-			and status in REOPENED_BY_CLIENT
-		):
-			values.update(status="Open", resolved_at=None)
+		if communication.flags.usedesk_kind not in AUTOMATIC:
+			values["last_client_message_at"] = when
+			if ticket.status in REOPENED_BY_CLIENT:
+				values.update(status="Open", resolved_at=None)
+			if not ticket.waiting_since and ticket.status != "Closed":  # Closed: see follow_up_of
+				values["waiting_since"] = when
 	elif communication.sent_or_received == "Sent" and not communication.flags.usedesk_send:
-		values["status"] = "Replied"  # our own replies: once a letter is out (outgoing.mark_replied)
-		if not first_response_at:
-			values["first_response_at"] = communication.communication_date or now_datetime()
+		# a reply sent some other way; the app's own are Replied once a letter is out (mark_replied)
+		values.update(status="Replied", waiting_since=None)
+		if not ticket.first_response_at:
+			values["first_response_at"] = when
 	return values
 
 
@@ -74,17 +85,17 @@ def follow_up_of(status: str, kind: Kind) -> bool:
 
 def apply_message(ticket, communication) -> None:
 	"""`on_communication_update` for a message the ingestion wrote: the same rules, without a
-	save. `ticket` is the row it found or opened (name, status, first_response_at, is_new)."""
-	values = communication_update(ticket.status, ticket.first_response_at, communication)
+	save. `ticket` is the row it found or opened (name, status, first_response_at,
+	waiting_since, is_new); a new ticket was inserted with what its first message says."""
+	index_on_commit(ticket.name)
 	if ticket.get("is_new"):
-		values.pop("last_message_at", None)  # written with the ticket
-	elif values:
+		return
+	values = communication_update(ticket, communication)
+	if values:
 		# A client's message changes the ticket: an open form must not save over it unawares.
 		values["modified"] = now_datetime()
-	if values:
-		update_row("Ticket", ticket.name, **values)
-		if not ticket.get("is_new"):
-			ticket_changed(ticket.name, values["modified"])
+		update_row("Ticket", ticket.name, **values)  # the hot path: one plain UPDATE
+		ticket_changed(ticket.name, values["modified"])
 
 
 def ticket_number() -> str:
@@ -129,11 +140,14 @@ def ticket_changed(name: str, modified) -> None:
 
 def mark_replied(ticket: str, communication: str) -> None:
 	"""A ticket is Replied once a letter of a reply is out (a failed reply leaves it Open),
-	unless the client wrote again after that reply."""
+	unless the client wrote again after that reply; what the client wrote before it is
+	answered, so the ticket waits only for what came after."""
 	sent_at = frappe.db.get_value("Communication", communication, "communication_date")
-	row = frappe.db.get_value("Ticket", ticket, ["status", "first_response_at"], as_dict=True)
+	row = frappe.db.get_value(
+		"Ticket", ticket, ["status", "first_response_at", "waiting_since"], as_dict=True
+	)
 	values = {} if row.first_response_at else {"first_response_at": sent_at}
-	newer = frappe.db.exists(
+	newer = frappe.db.get_value(
 		"Communication",
 		{
 			"reference_doctype": "Ticket",
@@ -141,8 +155,22 @@ def mark_replied(ticket: str, communication: str) -> None:
 			"sent_or_received": "Received",
 			"communication_date": (">", sent_at),
 		},
+		"communication_date",
+		order_by="communication_date asc",
 	)
 	if row.status == "Open" and not newer:
 		values["status"] = "Replied"
+	if row.waiting_since and row.waiting_since <= sent_at:
+		values["waiting_since"] = newer
 	if values:
-		frappe.db.set_value("Ticket", ticket, values, update_modified=False)
+		update_ticket(ticket, values)
+
+
+def update_ticket(ticket: str, values: dict) -> None:
+	"""Write what the app decided about a ticket as a save would (`apply_message` does the
+	same for the ingestion): a new modified time, so a form opened before cannot save its
+	older values over it (Frappe's save writes every field, read-only ones too), and the
+	open forms and lists are told."""
+	values["modified"] = now_datetime()
+	frappe.db.set_value("Ticket", ticket, values, update_modified=False)
+	ticket_changed(ticket, values["modified"])
