@@ -6,7 +6,6 @@ a real Dovecot in IDLE, mail delivered through it. No scheduler runs here, so ev
 below was polled because the listener heard of its mail."""
 
 import os
-import threading
 import time
 from pathlib import Path
 
