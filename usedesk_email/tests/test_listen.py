@@ -32,6 +32,12 @@ TAKEOVER = 60  # seconds: the issue's bound for another listener to take a dead 
 SETTLE = 45  # seconds for a listener to take a channel and log in (a round is 5 s)
 
 
+def disable_channels() -> None:
+	frappe.db.rollback()
+	frappe.db.set_value("Email Channel", {"enabled": 1}, "enabled", 0, update_modified=False)
+	frappe.db.commit()
+
+
 class ListenerTestCase(FrappeTestCase):
 	"""A Dovecot, an RQ worker and one listener for the class; channels of earlier tests are
 	disabled first, so the listeners share only this class's channels."""
@@ -41,23 +47,19 @@ class ListenerTestCase(FrappeTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		frappe.db.set_value("Email Channel", {"enabled": 1}, "enabled", 0, update_modified=False)
+		disable_channels()
+		cls.addClassCleanup(disable_channels)
 		frappe.db.delete("Email Channel Listener")
 		frappe.db.commit()
-		cls.queues = background.own_queues()
-		cls.queues.__enter__()
+		# class cleanups run even when setUpClass fails half-way: the site gets its queues back
+		queues = background.own_queues()
+		queues.__enter__()
+		cls.addClassCleanup(queues.__exit__, None, None, None)
 		cls.dovecot = DovecotServer(**cls.dovecot_options).start()
-		cls.processes = [background.worker(), background.listener()]
-
-	@classmethod
-	def tearDownClass(cls):
-		for process in cls.processes:
-			process.close()
-		cls.queues.__exit__(None, None, None)
-		cls.dovecot.stop()
-		frappe.db.set_value("Email Channel", {"enabled": 1}, "enabled", 0, update_modified=False)
-		frappe.db.commit()
-		super().tearDownClass()
+		cls.addClassCleanup(cls.dovecot.stop)
+		cls.processes = []
+		cls.addClassCleanup(lambda: [process.close() for process in cls.processes])
+		cls.processes += [background.worker(), background.listener()]
 
 	def run(self, result=None):
 		"""On failure, show what the background processes said."""
@@ -317,17 +319,12 @@ class TestOffice365Listener(ListenerTestCase):
 	@classmethod
 	def setUpClass(cls):
 		os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"  # the test provider is plain HTTP on 127.0.0.1
+		cls.addClassCleanup(os.environ.pop, "OAUTHLIB_INSECURE_TRANSPORT", None)
 		cls.provider = OAuth2TestServer(access_token_lifetime=int(TOKEN_AHEAD) + 15).start()
+		cls.addClassCleanup(cls.provider.stop)
 		cls.dovecot_options = {"oauth2_introspection_url": cls.provider.introspection_url}
-		cls.app = None
 		super().setUpClass()
 		cls.app = connected_app(cls.provider)
-
-	@classmethod
-	def tearDownClass(cls):
-		super().tearDownClass()
-		cls.provider.stop()
-		os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
 
 	def test_an_expiring_token_is_renewed_on_the_live_connection(self):
 		user = f"o365-{frappe.generate_hash(length=6)}@o365.example"
