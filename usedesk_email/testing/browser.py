@@ -50,11 +50,21 @@ fetch("/api/method/frappe.auth.get_logged_user", {credentials: "same-origin"})
 """
 
 
-def check_browser() -> None:
-	"""A missing browser is a failure, never a skip: scripts/bootstrap installs both."""
+def prepare_desk_class(cls) -> None:
+	"""What every browser test class checks first, and `cls.shots`: a missing browser or an
+	unfinished setup wizard is a failure, never a skip (scripts/bootstrap installs both
+	programs; scripts/frappe-suite completes the wizard)."""
+	import frappe
+
 	for program in (CHROMIUM, CHROMEDRIVER):
 		if not os.access(program, os.X_OK):
 			raise AssertionError(f"{program} is missing: apt-get install chromium chromium-driver")
+	if not frappe.get_system_settings("setup_complete"):
+		raise AssertionError(
+			f"the setup wizard of {frappe.local.site} is not complete: "
+			"bench --site SITE execute usedesk_email.testing.site.complete_setup"
+		)
+	cls.shots = screenshot_dir(cls)
 
 
 def screenshot_dir(cls) -> str:
@@ -76,7 +86,7 @@ def as_phone(driver) -> None:
 class DeskBrowser:
 	"""A test case's steps in the desk: log in through /login, wait for the page, screenshots.
 
-	The test class sets `base` (the served site's URL) and `shots` (see `screenshot_dir`)."""
+	The test class sets `base` (the served site's URL) and `shots` (see `prepare_desk_class`)."""
 
 	base: str
 	shots: str

@@ -29,7 +29,7 @@ from usedesk_email.inbound.listen import Held, Listener
 from usedesk_email.inbound.poll import record_failure
 from usedesk_email.mail.errors import AuthenticationError
 from usedesk_email.search_index import index_queued
-from usedesk_email.testing.browser import DeskBrowser, as_phone, check_browser, chromium, screenshot_dir
+from usedesk_email.testing.browser import DeskBrowser, as_phone, chromium, prepare_desk_class
 from usedesk_email.testing.desk import desk_user, mail, make_channel, remove_channel_rows, served_site
 from usedesk_email.testing.ports import HOST
 from usedesk_email.ticket_views import own_view
@@ -232,13 +232,7 @@ class TestDeskBrowser(DeskBrowser, FrappeTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		check_browser()
-		if not frappe.get_system_settings("setup_complete"):
-			raise AssertionError(
-				f"the setup wizard of {frappe.local.site} is not complete: "
-				"bench --site SITE execute frappe.utils.install.complete_setup_wizard"
-			)
-		cls.shots = screenshot_dir(cls)
+		prepare_desk_class(cls)
 		# class cleanups run even when setUpClass fails half-way
 		cls.pixels = PixelServer()
 		cls.addClassCleanup(cls.pixels.close)

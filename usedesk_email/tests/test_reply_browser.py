@@ -9,7 +9,7 @@ import frappe
 from frappe.utils.password import update_password
 
 from usedesk_email.outbound.delivery import send_communication
-from usedesk_email.testing.browser import DeskBrowser, as_phone, check_browser, chromium, screenshot_dir
+from usedesk_email.testing.browser import DeskBrowser, as_phone, chromium, prepare_desk_class
 from usedesk_email.testing.desk import served_site
 from usedesk_email.testing.replies import ReplyFixture
 
@@ -37,10 +37,7 @@ class TestReplyBrowser(DeskBrowser, ReplyFixture):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		check_browser()
-		if not frappe.get_system_settings("setup_complete"):
-			raise AssertionError(f"the setup wizard of {frappe.local.site} is not complete")
-		cls.shots = screenshot_dir(cls)
+		prepare_desk_class(cls)
 		update_password(cls.agent, PASSWORD)
 		frappe.db.commit()  # the served site is another process
 		site = served_site()

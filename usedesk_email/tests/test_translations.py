@@ -13,8 +13,6 @@ for `locale/main.pot` (the app's `babel_extractors.csv` first, then Frappe's), s
 import ast
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import frappe
@@ -28,7 +26,7 @@ from frappe.utils import is_html
 from frappe.utils.password import update_password
 
 from usedesk_email.channel.connection_check import check_channel
-from usedesk_email.testing.browser import CHROMEDRIVER, CHROMIUM, chromium
+from usedesk_email.testing.browser import chromium, prepare_desk_class
 from usedesk_email.testing.desk import desk_user, make_channel, served_site
 from usedesk_email.testing.ports import HOST, free_port
 
@@ -215,20 +213,7 @@ class TestRussianDesk(FrappeTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		# a missing browser is a failure, never a skip: scripts/bootstrap installs both
-		for program in (CHROMIUM, CHROMEDRIVER):
-			if not os.access(program, os.X_OK):
-				raise AssertionError(f"{program} is missing: apt-get install chromium chromium-driver")
-		if not frappe.get_system_settings("setup_complete"):
-			raise AssertionError(
-				f"the setup wizard of {frappe.local.site} is not complete: "
-				"bench --site SITE execute usedesk_email.testing.site.complete_setup"
-			)
-		cls.shots = os.environ.get("USEDESK_SCREENSHOTS")
-		if not cls.shots:
-			cls.shots = tempfile.mkdtemp(prefix="usedesk-russian-")
-			cls.addClassCleanup(shutil.rmtree, cls.shots, ignore_errors=True)
-		os.makedirs(cls.shots, exist_ok=True)
+		prepare_desk_class(cls)
 		cls.channel = make_channel(f"russian {frappe.generate_hash(length=8)}", forward_as_new_ticket=1)
 		cls.tickets = {
 			status: frappe.get_doc(

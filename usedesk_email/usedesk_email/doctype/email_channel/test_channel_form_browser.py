@@ -10,7 +10,7 @@ import frappe
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils.password import update_password
 
-from usedesk_email.testing.browser import DeskBrowser, check_browser, chromium, screenshot_dir
+from usedesk_email.testing.browser import DeskBrowser, chromium, prepare_desk_class
 from usedesk_email.testing.desk import desk_user, make_channel, served_site
 
 MANAGER = "channel-form-manager@usedesk.test"
@@ -23,10 +23,7 @@ class TestChannelFormBrowser(DeskBrowser, FrappeTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		check_browser()
-		if not frappe.get_system_settings("setup_complete"):
-			raise AssertionError(f"the setup wizard of {frappe.local.site} is not complete")
-		cls.shots = screenshot_dir(cls)
+		prepare_desk_class(cls)
 		desk_user(MANAGER, "Support Manager")
 		update_password(MANAGER, PASSWORD)
 		frappe.db.commit()  # the served site is another process
