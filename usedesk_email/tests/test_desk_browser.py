@@ -667,8 +667,10 @@ class TestDeskBrowser(DeskBrowser, FrappeTestCase):
 			".find((r) => r.innerText.includes(arguments[0]))",
 			self.marker,
 		)
-		self.assertIn(str(self.found), result.text)
-		self.assertIn(PAYLOADS[0], result.text, "the mail's markup, shown as text")
+		# innerText, not Selenium's .text: that is empty while the dialog still fades in
+		text = driver.execute_script("return arguments[0].innerText", result)
+		self.assertIn(str(self.found), text)
+		self.assertIn(PAYLOADS[0], text, "the mail's markup, shown as text")
 		self.shot(driver, "global-search-result")
 		self.assert_no_script_ran(driver, "global search")
 
